@@ -1,0 +1,1 @@
+"""viscy_transforms."""
