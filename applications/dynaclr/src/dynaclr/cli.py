@@ -1,0 +1,116 @@
+"""The ``dynaclr`` command line: train, predict and evaluate.
+
+``fit``, ``validate``, ``test`` and ``predict`` run a LightningCLI (viscy-utils' ``VisCyCLI``) configured
+by one or more ``-c/--config`` YAML files (later files override earlier ones). The linear-classifier
+commands evaluate embeddings written by ``predict``. Everything heavy (torch, Lightning, sklearn) is
+imported only when a command runs, so ``dynaclr --help`` answers immediately.
+"""
+
+from __future__ import annotations
+
+import click
+
+__all__ = ["dynaclr", "main"]
+
+_LIGHTNING_SUBCOMMANDS = {
+    "fit": "Train a model (e.g. dynaclr fit -c examples/configs/fit.yml).",
+    "validate": "Run one validation epoch.",
+    "test": "Run one test epoch.",
+    "predict": "Write embeddings with a trained model (e.g. dynaclr predict -c examples/configs/predict.yml).",
+}
+
+
+def run_lightning_cli(subcommand: str, args: list[str]):
+    """Run a VisCy LightningCLI subcommand with the given command-line arguments.
+
+    Parameters
+    ----------
+    subcommand : str
+        One of ``fit``, ``validate``, ``test``, ``predict``.
+    args : list[str]
+        Arguments after the subcommand, e.g. ``["-c", "fit.yml", "--trainer.fast_dev_run", "true"]``.
+
+    Returns
+    -------
+    VisCyCLI
+        The CLI after the run, with its ``trainer``, ``model`` and ``datamodule``.
+    """
+    from lightning.pytorch import LightningDataModule, LightningModule
+
+    from viscy_utils.cli import VisCyCLI, _setup_environment
+    from viscy_utils.trainer import VisCyTrainer
+
+    _setup_environment()
+    return VisCyCLI(
+        model_class=LightningModule,
+        datamodule_class=LightningDataModule,
+        trainer_class=VisCyTrainer,
+        seed_everything_default=42,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        parser_kwargs={"description": "DynaCLR: contrastive learning of cell dynamics."},
+        args=[subcommand, *args],
+    )
+
+
+def _lightning_command(subcommand: str, short_help: str) -> click.Command:
+    """A click command that hands all its arguments (including ``--help``) to the LightningCLI."""
+
+    def callback(args: tuple[str, ...]) -> None:
+        run_lightning_cli(subcommand, list(args))
+
+    return click.Command(
+        name=subcommand,
+        callback=callback,
+        params=[click.Argument(["args"], nargs=-1, type=click.UNPROCESSED)],
+        help=f"{short_help}\n\nAll options are LightningCLI options: see `dynaclr {subcommand} --help`.",
+        short_help=short_help,
+        context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []},
+        add_help_option=False,
+    )
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def dynaclr() -> None:
+    """DynaCLR: train, predict and evaluate contrastive models of cell dynamics."""
+
+
+for _name, _short_help in _LIGHTNING_SUBCOMMANDS.items():
+    dynaclr.add_command(_lightning_command(_name, _short_help))
+
+
+_config_option = click.option(
+    "-c",
+    "--config",
+    "config_path",
+    type=click.Path(exists=True, dir_okay=False),
+    required=True,
+    help="YAML configuration file.",
+)
+
+
+@dynaclr.command("train-linear-classifier", short_help="Train a linear classifier on cell embeddings")
+@_config_option
+def train_linear_classifier(config_path: str) -> None:
+    """Train a linear classifier on annotated cell embeddings and save it in the config's model_dir."""
+    from dynaclr.linear_classifier_commands import train_from_config
+
+    train_from_config(config_path)
+
+
+@dynaclr.command("apply-linear-classifier", short_help="Apply a trained linear classifier to new embeddings")
+@_config_option
+def apply_linear_classifier(config_path: str) -> None:
+    """Predict labels for cell embeddings with a linear classifier from the config's model_dir."""
+    from dynaclr.linear_classifier_commands import apply_from_config
+
+    apply_from_config(config_path)
+
+
+def main() -> None:
+    """Entry point of the ``dynaclr`` console script."""
+    dynaclr()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,271 @@
+"""Lightning data module for DynaCLR training across several experiments.
+
+Experiments come from an ``experiments.yml``; training and validation are split by whole
+experiments. Batches are composed by ``FlexibleBatchSampler`` (experiment, condition, time) and read
+by ``MultiExperimentTripletDataset``; normalization, augmentation, the final centre crop and channel
+dropout run batched on the device in ``on_after_batch_transfer``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import torch.distributed as dist
+from lightning.pytorch import LightningDataModule
+from monai.data import ThreadDataLoader, set_track_meta
+from monai.transforms import Compose, MapTransform
+from torch import Tensor
+
+from dynaclr.dataset import MultiExperimentTripletDataset, generic_channel_names
+from viscy_data._utils import BatchedCenterSpatialCropd, _transform_channel_wise
+from viscy_data.cell_index import MultiExperimentIndex
+from viscy_data.channel_dropout import ChannelDropout
+from viscy_data.experiment import ExperimentRegistry
+from viscy_data.sampler import FlexibleBatchSampler
+from viscy_data.triplet import _identity
+
+__all__ = ["MultiExperimentDataModule"]
+
+_logger = logging.getLogger(__name__)
+
+
+class MultiExperimentDataModule(LightningDataModule):
+    """Multi-experiment contrastive data: experiment-level split, composable batch sampling.
+
+    Parameters
+    ----------
+    experiments_yaml : str
+        Path to the ``experiments.yml`` describing every experiment.
+    z_range : tuple[int, int]
+        Z slices to read, ``(start, stop)``.
+    yx_patch_size : tuple[int, int]
+        YX size read around each cell (room for augmentation).
+    final_yx_patch_size : tuple[int, int]
+        YX size after the final centre crop.
+    val_experiments : list[str]
+        Names of the experiments used for validation; the others train.
+    tau_range : tuple[float, float]
+        Anchor-positive time offsets, in hours.
+    tau_decay_rate : float
+        Bias of tau toward its lower bound (0 = uniform).
+    batch_size : int
+        Cells per batch.
+    num_workers : int
+        Loader threads.
+    experiment_aware, condition_balanced, leaky, temporal_enrichment, temporal_window_hours, \
+temporal_global_fraction, experiment_weights, condition_ratio
+        Batch composition, see ``viscy_data.sampler.FlexibleBatchSampler``.
+    channel_dropout_channels : list[int] | None
+        Channels zeroed at random during training (default ``[1]``, the fluorescence reporter).
+    channel_dropout_prob : float
+        Per-sample probability of dropping each listed channel.
+    normalizations : list[MapTransform] | None
+        Batched normalizations keyed on ``ch_0``, ``ch_1``, ... (applied in every stage).
+    augmentations : list[MapTransform] | None
+        Batched augmentations keyed on ``ch_i`` (training only).
+    hcl_beta : float
+        Informational; the loss's own ``beta`` is what is used.
+    cache_pool_bytes : int
+        Tensorstore decoded-chunk cache size.
+    seed : int
+        Seed of the batch sampler and of the positive draws.
+    include_wells : list[str] | None
+        Only use these wells.
+    exclude_fovs : list[str] | None
+        Skip these FOVs.
+    """
+
+    def __init__(
+        self,
+        experiments_yaml: str,
+        z_range: tuple[int, int],
+        yx_patch_size: tuple[int, int],
+        final_yx_patch_size: tuple[int, int],
+        val_experiments: list[str],
+        tau_range: tuple[float, float] = (0.5, 2.0),
+        tau_decay_rate: float = 2.0,
+        batch_size: int = 128,
+        num_workers: int = 1,
+        experiment_aware: bool = True,
+        condition_balanced: bool = True,
+        leaky: float = 0.0,
+        temporal_enrichment: bool = False,
+        temporal_window_hours: float = 2.0,
+        temporal_global_fraction: float = 0.3,
+        experiment_weights: dict[str, float] | None = None,
+        condition_ratio: dict[str, float] | None = None,
+        channel_dropout_channels: list[int] | None = None,
+        channel_dropout_prob: float = 0.5,
+        normalizations: list[MapTransform] | None = None,
+        augmentations: list[MapTransform] | None = None,
+        hcl_beta: float = 0.5,
+        cache_pool_bytes: int = 0,
+        seed: int = 0,
+        include_wells: list[str] | None = None,
+        exclude_fovs: list[str] | None = None,
+    ) -> None:
+        super().__init__()
+        self.experiments_yaml = experiments_yaml
+        self.z_range = slice(*z_range)
+        self.yx_patch_size = tuple(yx_patch_size)
+        self.final_yx_patch_size = tuple(final_yx_patch_size)
+        self.val_experiments = list(val_experiments)
+        self.tau_range = tuple(tau_range)
+        self.tau_decay_rate = tau_decay_rate
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.experiment_aware = experiment_aware
+        self.condition_balanced = condition_balanced
+        self.leaky = leaky
+        self.temporal_enrichment = temporal_enrichment
+        self.temporal_window_hours = temporal_window_hours
+        self.temporal_global_fraction = temporal_global_fraction
+        self.experiment_weights = experiment_weights
+        self.condition_ratio = condition_ratio
+        self.channel_dropout_channels = [1] if channel_dropout_channels is None else list(channel_dropout_channels)
+        self.channel_dropout_prob = channel_dropout_prob
+        self.normalizations = list(normalizations or [])
+        self.augmentations = list(augmentations or [])
+        self.hcl_beta = hcl_beta
+        self.cache_pool_bytes = cache_pool_bytes
+        self.seed = seed
+        self.include_wells = include_wells
+        self.exclude_fovs = exclude_fovs
+        self.channel_dropout = ChannelDropout(channels=self.channel_dropout_channels, p=channel_dropout_prob)
+        self.train_dataset: MultiExperimentTripletDataset | None = None
+        self.val_dataset: MultiExperimentTripletDataset | None = None
+        self.predict_dataset: MultiExperimentTripletDataset | None = None
+        self._channel_names: list[str] = []
+
+    # ------------------------------------------------------------------ setup
+    def _dataset(self, registry: ExperimentRegistry, fit: bool) -> MultiExperimentTripletDataset:
+        index = MultiExperimentIndex(
+            registry,
+            z_range=self.z_range,
+            yx_patch_size=self.yx_patch_size,
+            tau_range_hours=self.tau_range,
+            include_wells=self.include_wells,
+            exclude_fovs=self.exclude_fovs,
+        )
+        if fit:
+            counts = index.valid_anchors["experiment"].value_counts()
+            empty = [exp.name for exp in registry.experiments if counts.get(exp.name, 0) == 0]
+            if empty:
+                raise ValueError(
+                    f"Experiments {empty} have no valid anchors (no same-lineage observation within "
+                    f"tau_range={self.tau_range} hours, or no tracks after well/FOV filters).\n{index.summary()}"
+                )
+        return MultiExperimentTripletDataset(
+            index,
+            fit=fit,
+            tau_range_hours=self.tau_range,
+            tau_decay_rate=self.tau_decay_rate,
+            cache_pool_bytes=self.cache_pool_bytes,
+            seed=self.seed,
+        )
+
+    def _build_transforms(self, num_channels: int) -> None:
+        self._channel_names = generic_channel_names(num_channels)
+        roi = (self.z_range.stop - self.z_range.start, *self.final_yx_patch_size)
+        crop = BatchedCenterSpatialCropd(keys=self._channel_names, roi_size=roi)
+        self._augmentation_transform = Compose([*self.normalizations, *self.augmentations, crop])
+        self._no_augmentation_transform = Compose([*self.normalizations, crop])
+
+    def setup(self, stage: str | None = None) -> None:
+        """Build the datasets: train/val for ``"fit"``/``"validate"``/None, every experiment for ``"predict"``."""
+        if stage == "test":
+            raise NotImplementedError("MultiExperimentDataModule does not support testing.")
+        registry = ExperimentRegistry.from_yaml(self.experiments_yaml)
+        self._build_transforms(registry.num_source_channels)
+        if stage == "predict":
+            set_track_meta(True)
+            self.predict_dataset = self._dataset(registry, fit=False)
+            return
+        set_track_meta(False)
+        names = [exp.name for exp in registry.experiments]
+        unknown = [name for name in self.val_experiments if name not in names]
+        if unknown:
+            raise ValueError(f"val_experiments {unknown} are not in {self.experiments_yaml}; experiments: {names}")
+        train = [exp for exp in registry.experiments if exp.name not in self.val_experiments]
+        val = [exp for exp in registry.experiments if exp.name in self.val_experiments]
+        if not train:
+            raise ValueError(
+                "No training experiments remaining after splitting. "
+                f"val_experiments={self.val_experiments} covers all experiments."
+            )
+        self.train_dataset = self._dataset(ExperimentRegistry(train), fit=True)
+        if val:
+            self.val_dataset = self._dataset(ExperimentRegistry(val), fit=True)
+        else:
+            _logger.warning("No val_experiments given: validation is disabled.")
+            self.val_dataset = None
+        _logger.info(
+            "MultiExperimentDataModule setup: %d train experiments (%d anchors), %d val experiments (%d anchors)",
+            len(train),
+            len(self.train_dataset),
+            len(val),
+            len(self.val_dataset) if self.val_dataset is not None else 0,
+        )
+
+    # ------------------------------------------------------------------ loaders
+    @staticmethod
+    def _replicas() -> tuple[int, int]:
+        if dist.is_available() and dist.is_initialized():
+            return dist.get_world_size(), dist.get_rank()
+        return 1, 0
+
+    def _sampler(self, dataset: MultiExperimentTripletDataset, train: bool) -> FlexibleBatchSampler:
+        num_replicas, rank = self._replicas()
+        return FlexibleBatchSampler(
+            valid_anchors=dataset.anchors,
+            batch_size=self.batch_size,
+            experiment_aware=self.experiment_aware,
+            leaky=self.leaky,
+            experiment_weights=self.experiment_weights if train else None,
+            condition_balanced=self.condition_balanced,
+            condition_ratio=self.condition_ratio,
+            temporal_enrichment=self.temporal_enrichment,
+            temporal_window_hours=self.temporal_window_hours,
+            temporal_global_fraction=self.temporal_global_fraction,
+            num_replicas=num_replicas,
+            rank=rank,
+            seed=self.seed,
+            drop_last=train,
+        )
+
+    def _loader(self, dataset: MultiExperimentTripletDataset, **kwargs: Any) -> ThreadDataLoader:
+        return ThreadDataLoader(
+            dataset, use_thread_workers=True, num_workers=self.num_workers, collate_fn=_identity, **kwargs
+        )
+
+    def train_dataloader(self) -> ThreadDataLoader:
+        return self._loader(self.train_dataset, batch_sampler=self._sampler(self.train_dataset, train=True))
+
+    def val_dataloader(self) -> ThreadDataLoader | list:
+        if self.val_dataset is None:
+            return []
+        return self._loader(self.val_dataset, batch_sampler=self._sampler(self.val_dataset, train=False))
+
+    def predict_dataloader(self) -> ThreadDataLoader:
+        return self._loader(self.predict_dataset, batch_size=self.batch_size, shuffle=False, drop_last=False)
+
+    # ------------------------------------------------------------------ device side
+    def on_after_batch_transfer(self, batch: dict | Tensor, dataloader_idx: int) -> dict | Tensor:
+        """Normalise, augment (training only), crop, then drop channels (training only) on the device."""
+        if isinstance(batch, Tensor):
+            return batch
+        training = self.trainer is None or self.trainer.training
+        transform = self._augmentation_transform if training else self._no_augmentation_transform
+        for key in ("anchor", "positive", "negative"):
+            if key not in batch:
+                continue
+            norm_meta = batch.pop(f"{key}_norm_meta", None)
+            if isinstance(norm_meta, list) and all(meta is None for meta in norm_meta):
+                norm_meta = None
+            batch[key] = _transform_channel_wise(transform, self._channel_names, batch[key], norm_meta)
+        self.channel_dropout.train(training)
+        for key in ("anchor", "positive"):
+            if key in batch:
+                batch[key] = self.channel_dropout(batch[key])
+        return batch

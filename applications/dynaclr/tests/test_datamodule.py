@@ -1,0 +1,183 @@
+import numpy as np
+import pytest
+import torch
+from _multi_experiment_plates import write_two_experiment_plates
+from dynaclr_testing import TinyEncoder
+from lightning.pytorch import LightningModule, Trainer
+from monai.transforms import MapTransform
+
+from dynaclr.datamodule import MultiExperimentDataModule
+from dynaclr.engine import ContrastiveModule
+from dynaclr.loss import NTXentHCL
+from viscy_data.sampler import FlexibleBatchSampler
+
+
+@pytest.fixture(scope="module")
+def two_experiment_plates(tmp_path_factory):
+    return write_two_experiment_plates(tmp_path_factory.mktemp("two_experiments_dm"))
+
+
+class SubtractFovMean(MapTransform):
+    """Subtract each sample's ``fov_statistics`` mean, looked up under the transform's own key."""
+
+    def __call__(self, data):
+        out = dict(data)
+        for key in self.keys:
+            mean = data["norm_meta"][key]["fov_statistics"]["mean"].to(data[key].device)
+            out[key] = data[key] - mean.view(-1, 1, 1, 1, 1)
+        return out
+
+
+class AddConstant(MapTransform):
+    """A stand-in augmentation whose effect is easy to see."""
+
+    def __call__(self, data):
+        return {k: (v + 1e6 if k in self.keys else v) for k, v in data.items()}
+
+
+class BatchRecorder(LightningModule):
+    """Keeps the batches each stage receives after ``on_after_batch_transfer``."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(()))
+        self.seen = {"train": [], "val": []}
+
+    def training_step(self, batch, batch_idx):
+        self.seen["train"].append({k: v.clone() for k, v in batch.items()})
+        return self.weight * batch["anchor"].mean()
+
+    def validation_step(self, batch, batch_idx):
+        self.seen["val"].append({k: v.clone() for k, v in batch.items()})
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+def _datamodule(plates, **kwargs):
+    settings = {
+        "experiments_yaml": str(plates["experiments_yaml"]),
+        "z_range": (0, 2),
+        "yx_patch_size": (16, 16),
+        "final_yx_patch_size": (8, 8),
+        "val_experiments": ["exp_b"],
+        "tau_range": (0.5, 1.0),
+        "batch_size": 8,
+        "num_workers": 0,
+    }
+    settings.update(kwargs)
+    return MultiExperimentDataModule(**settings)
+
+
+def _trainer(**kwargs):
+    return Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False, **kwargs)
+
+
+def test_init_stores_parameters_with_defaults(two_experiment_plates):
+    dm = _datamodule(two_experiment_plates)
+    assert dm.z_range == slice(0, 2)
+    assert dm.channel_dropout.channels == [1] and dm.channel_dropout.p == 0.5
+    assert dm.normalizations == [] and dm.augmentations == []
+    assert (dm.experiment_aware, dm.condition_balanced, dm.leaky, dm.temporal_enrichment) == (True, True, 0.0, False)
+    assert (dm.temporal_window_hours, dm.temporal_global_fraction, dm.hcl_beta, dm.seed) == (2.0, 0.3, 0.5, 0)
+    assert dm.train_dataset is None and dm.val_dataset is None
+
+
+def test_setup_splits_by_whole_experiments(two_experiment_plates):
+    dm = _datamodule(two_experiment_plates)
+    dm.setup("fit")
+    assert set(dm.train_dataset.anchors["experiment"]) == {"exp_a"}
+    assert set(dm.val_dataset.anchors["experiment"]) == {"exp_b"}
+    assert dm._channel_names == ["ch_0", "ch_1"]
+
+
+def test_setup_errors(two_experiment_plates, tmp_path):
+    with pytest.raises(ValueError, match="No training experiments remaining"):
+        _datamodule(two_experiment_plates, val_experiments=["exp_a", "exp_b"]).setup("fit")
+    with pytest.raises(ValueError, match=r"val_experiments \['exp_c'\]"):
+        _datamodule(two_experiment_plates, val_experiments=["exp_c"]).setup("fit")
+    with pytest.raises(FileNotFoundError, match="missing.yml"):
+        _datamodule(two_experiment_plates, experiments_yaml=str(tmp_path / "missing.yml")).setup("fit")
+    with pytest.raises(ValueError, match=r"Experiments \['exp_a'\] have no valid anchors"):
+        _datamodule(two_experiment_plates, tau_range=(20.0, 30.0)).setup("fit")
+
+
+def test_train_loader_batches_come_from_the_flexible_sampler(two_experiment_plates):
+    dm = _datamodule(two_experiment_plates, val_experiments=[], temporal_enrichment=True, seed=5)
+    dm.setup("fit")
+    assert dm.val_dataset is None and dm.val_dataloader() == []
+    loader = dm.train_dataloader()
+    sampler = loader.batch_sampler
+    assert isinstance(sampler, FlexibleBatchSampler)
+    assert (sampler.batch_size, sampler.temporal_enrichment, sampler.seed, sampler.drop_last) == (8, True, 5, True)
+    anchors = dm.train_dataset.anchors
+    batches = list(loader)
+    assert len(batches) == len(sampler) == len(anchors) // 8
+    for batch in batches:
+        assert batch["anchor"].shape == (8, 2, 2, 16, 16)
+    assert set(anchors["experiment"]) == {"exp_a", "exp_b"}
+
+
+def test_after_transfer_normalizes_by_generic_keys_and_crops(two_experiment_plates):
+    dm = _datamodule(
+        two_experiment_plates, normalizations=[SubtractFovMean(keys=["ch_0", "ch_1"])], channel_dropout_prob=0.0
+    )
+    dm.setup("fit")
+    raw = dm.train_dataset.__getitems__([0, 1, 2])
+    means = raw["anchor_norm_meta"]["ch_1"]["fov_statistics"]["mean"]
+    expected = raw["anchor"][:, :, :, 4:12, 4:12].clone()
+    expected[:, 1] -= means.view(-1, 1, 1, 1)
+    out = dm.on_after_batch_transfer(raw, 0)
+    assert out["anchor"].shape == (3, 2, 2, 8, 8)
+    assert "anchor_norm_meta" not in out and "positive_norm_meta" not in out
+    torch.testing.assert_close(out["anchor"][:, 1], expected[:, 1])
+    example = torch.rand(1, 2, 2, 16, 16)
+    assert dm.on_after_batch_transfer(example, 0) is example
+
+
+def test_augmentation_and_channel_dropout_only_in_training(two_experiment_plates):
+    dm = _datamodule(
+        two_experiment_plates,
+        augmentations=[AddConstant(keys=["ch_0"])],
+        channel_dropout_channels=[1],
+        channel_dropout_prob=1.0,
+    )
+    recorder = BatchRecorder()
+    _trainer(max_epochs=1, limit_train_batches=2, limit_val_batches=2, num_sanity_val_steps=0).fit(recorder, dm)
+    assert recorder.seen["train"] and recorder.seen["val"]
+    for batch in recorder.seen["train"]:
+        for key in ("anchor", "positive"):
+            assert batch[key].shape[-2:] == (8, 8)
+            assert torch.all(batch[key][:, 1] == 0)
+            assert torch.all(batch[key][:, 0] >= 1e6)
+    for batch in recorder.seen["val"]:
+        for key in ("anchor", "positive"):
+            assert torch.all(batch[key][:, 1] != 0)
+            assert torch.all(batch[key][:, 0] < 1e6)
+
+
+def test_fit_then_predict_with_contrastive_module(two_experiment_plates):
+    torch.manual_seed(0)
+    model = ContrastiveModule(
+        TinyEncoder(), loss_function=NTXentHCL(), example_input_array_shape=(1, 2, 2, 8, 8), log_batches_per_epoch=0
+    )
+    dm = _datamodule(two_experiment_plates, temporal_enrichment=True, leaky=0.0)
+    trainer = _trainer(max_epochs=2, limit_val_batches=2)
+    trainer.fit(model, dm)
+    assert np.isfinite(trainer.callback_metrics["loss/train"].item())
+    assert np.isfinite(trainer.callback_metrics["loss/val"].item())
+    predictions = trainer.predict(model, datamodule=dm)
+    n_cells = sum(len(p["features"]) for p in predictions)
+    assert n_cells == len(dm.predict_dataset.index.tracks)
+    assert {"fov_name", "id"} <= set(predictions[0]["index"])
+
+
+def test_training_batches_change_between_epochs_without_set_epoch(two_experiment_plates):
+    dm = _datamodule(two_experiment_plates, channel_dropout_prob=0.0)
+    recorder = BatchRecorder()
+    _trainer(max_epochs=2, limit_val_batches=0, num_sanity_val_steps=0).fit(recorder, dm)
+    per_epoch = len(recorder.seen["train"]) // 2
+    assert per_epoch == len(dm.train_dataloader().batch_sampler) > 0
+    first = torch.cat([b["anchor"] for b in recorder.seen["train"][:per_epoch]])
+    second = torch.cat([b["anchor"] for b in recorder.seen["train"][per_epoch:]])
+    assert not torch.equal(first, second)

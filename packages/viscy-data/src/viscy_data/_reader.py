@@ -1,0 +1,198 @@
+"""Batched, process-safe reading of OME-Zarr position arrays with tensorstore.
+
+Handles are opened lazily in the process that reads and are keyed by its pid, and they are dropped
+when the reader is pickled, so a reader can be shipped to DataLoader worker processes. tensorstore
+aborts a process that forks after using it (and zarr-python's event loop is not fork-safe either), so
+process-based loaders use :func:`worker_context`: workers fork from a clean ``forkserver`` that has
+preloaded the data modules, which is safe and avoids re-importing torch in every worker. Thread-based
+loaders share one set of handles.
+"""
+
+from __future__ import annotations
+
+import importlib
+import multiprocessing
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from iohub.ngff import Position
+
+_WORKER_PRELOAD = ["viscy_data.hcs"]
+
+
+def worker_context() -> multiprocessing.context.BaseContext:
+    """Multiprocessing context for DataLoader workers and managers: a forkserver preloading viscy_data.
+
+    A plain ``fork`` of a process that used tensorstore aborts; the forkserver process never reads data.
+    """
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(_WORKER_PRELOAD)
+    return context
+
+
+WORKER_CONTEXT = worker_context()
+"""Context passed as ``multiprocessing_context`` to process-based DataLoaders (see :func:`worker_context`)."""
+
+
+def require(module: str, owner: str, extra: str) -> ModuleType:
+    """Import an optional dependency or raise an ImportError naming the extra that provides it.
+
+    Parameters
+    ----------
+    module : str
+        Module to import, e.g. ``"tensorstore"``.
+    owner : str
+        Name of the class or function that needs it (used in the message).
+    extra : str
+        Extra of ``viscy-data`` that installs it, e.g. ``"triplet"``.
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        raise ImportError(
+            f"{module} is required for {owner}. Install with: pip install 'viscy-data[{extra}]'"
+        ) from error
+
+
+def _cpu_count() -> int:
+    """CPUs available to this job (``SLURM_CPUS_PER_TASK`` if set)."""
+    return int(os.environ.get("SLURM_CPUS_PER_TASK") or os.cpu_count() or 4)
+
+
+def store_path(node: Any) -> str:
+    """Path of the store holding an iohub node (plate, well or position), for error messages."""
+    store = node.zgroup.store
+    return str(getattr(store, "root", store))
+
+
+def fov_name(position: Position) -> str:
+    """Name of a position without leading slash, e.g. ``"A/1/0"``."""
+    return position.zgroup.name.strip("/")
+
+
+def channel_indices(positions: Sequence[Position], channel_names: list[str]) -> list[int]:
+    """Resolve channel names on every position, raising if one is missing or ordered differently."""
+    indices = None
+    for position in positions:
+        missing = [name for name in channel_names if name not in position.channel_names]
+        if missing:
+            raise ValueError(
+                f"Channels {missing} not found in FOV '{fov_name(position)}' of store '{store_path(position)}'; "
+                f"available channels: {position.channel_names}."
+            )
+        fov_indices = [position.channel_names.index(name) for name in channel_names]
+        if indices is not None and fov_indices != indices:
+            raise ValueError(f"FOV '{fov_name(position)}' orders channels {channel_names} differently from others.")
+        indices = fov_indices
+    return indices or []
+
+
+class PositionArrays:
+    """Lazily opened tensorstore handles of array ``array_key`` of each position.
+
+    Parameters
+    ----------
+    positions : Sequence[Position]
+        iohub positions (of one or several plates).
+    array_key : str
+        Multiscale level to read, ``"0"`` for full resolution.
+    cache_pool_bytes : int
+        Size of tensorstore's decoded-chunk cache (0 disables caching across reads).
+    owner : str
+        Class using the reader, named in the ImportError if tensorstore is missing.
+    extra : str
+        Extra of ``viscy-data`` providing tensorstore for that class.
+    """
+
+    def __init__(
+        self,
+        positions: Sequence[Position],
+        array_key: str = "0",
+        cache_pool_bytes: int = 0,
+        owner: str = "PositionArrays",
+        extra: str = "triplet",
+    ) -> None:
+        require("tensorstore", owner, extra)
+        self._specs: list[dict[str, Any]] = []
+        self.shapes: list[tuple[int, ...]] = []
+        self.dtypes: list[np.dtype] = []
+        self.array_names: list[str] = []
+        for position in positions:
+            if array_key not in position.array_keys():
+                raise KeyError(
+                    f"Position '{fov_name(position)}' of store '{store_path(position)}' has no array "
+                    f"'{array_key}'; arrays: {list(position.array_keys())}."
+                )
+            array = position[array_key]
+            driver = "zarr2" if array.metadata.zarr_format == 2 else "zarr3"
+            path = Path(store_path(position)) / array.path.strip("/")
+            self._specs.append({"driver": driver, "kvstore": {"driver": "file", "path": str(path)}})
+            self.shapes.append(tuple(array.shape))
+            self.dtypes.append(np.dtype(array.dtype))
+            self.array_names.append(array.name)
+        self._cache_pool_bytes = cache_pool_bytes
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+        self._context = None
+        self._handles: dict[int, Any] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.update(_lock=None, _pid=None, _context=None, _handles={})
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._specs)
+
+    def handle(self, index: int) -> Any:
+        """Return the tensorstore handle of position ``index``, opening it in this process if needed."""
+        pid = os.getpid()
+        if self._pid == pid and index in self._handles:
+            return self._handles[index]
+        import tensorstore as ts
+
+        with self._lock:
+            if self._pid != pid:
+                self._context = ts.Context(
+                    {
+                        "data_copy_concurrency": {"limit": _cpu_count()},
+                        "cache_pool": {"total_bytes_limit": self._cache_pool_bytes},
+                    }
+                )
+                self._handles = {}
+                self._pid = pid
+            if index not in self._handles:
+                self._handles[index] = ts.open(
+                    self._specs[index], context=self._context, read=True, recheck_cached_data="open"
+                ).result()
+            return self._handles[index]
+
+    def read(self, regions: Sequence[tuple[int, tuple]]) -> np.ndarray:
+        """Read equally shaped regions in one batched call.
+
+        Parameters
+        ----------
+        regions : Sequence[tuple[int, tuple]]
+            ``(position index, index expression)`` pairs; an index expression is applied with
+            orthogonal indexing (``oindex``) to the ``(T, C, Z, Y, X)`` array.
+
+        Returns
+        -------
+        np.ndarray
+            The regions stacked along a new first axis, in the store dtype.
+        """
+        import tensorstore as ts
+
+        views = [self.handle(index).oindex[expression].translate_to[0] for index, expression in regions]
+        return ts.stack(views).read().result()

@@ -1,0 +1,60 @@
+import subprocess
+import sys
+
+import viscy_data
+
+EXPECTED_ORDER_START = ["AnnotationColumns", "ChannelMap", "ChannelNormStats", "DictTransform", "HCSStackIndex"]
+
+
+def test_all_has_47_names_in_spec_order():
+    assert len(viscy_data.__all__) == 47
+    assert len(set(viscy_data.__all__)) == 47
+    assert viscy_data.__all__[:5] == EXPECTED_ORDER_START
+    assert viscy_data.__all__[17:21] == [
+        "ChannelDropout",
+        "FlexibleBatchSampler",
+        "SelectWell",
+        "ShardedDistributedSampler",
+    ]
+    assert viscy_data.__all__[-1] == "ConcatDataModule"
+
+
+def test_every_export_maps_to_a_submodule():
+    assert set(viscy_data._NAME_TO_SUBMODULE) == set(viscy_data.__all__)
+    assert viscy_data._NAME_TO_SUBMODULE["FlexibleBatchSampler"] == "sampler"
+    assert viscy_data._NAME_TO_SUBMODULE["TripletDataModule"] == "triplet"
+
+
+def test_import_is_lazy_and_quiet():
+    code = (
+        "import sys, viscy_data; "
+        "heavy = [m for m in ('torch', 'pandas', 'tensorstore', 'monai', 'iohub', 'lightning') if m in sys.modules]; "
+        "print(heavy)"
+    )
+    result = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+    assert result.stderr == ""
+
+
+def test_owned_exports_resolve_to_their_modules():
+    from viscy_data.channel_dropout import ChannelDropout
+    from viscy_data.hcs import HCSDataModule
+    from viscy_data.triplet import TripletDataModule
+
+    assert viscy_data.ChannelDropout is ChannelDropout
+    assert viscy_data.HCSDataModule is HCSDataModule
+    assert viscy_data.TripletDataModule is TripletDataModule
+    assert viscy_data.INDEX_COLUMNS[0] == "fov_name"
+
+
+def test_dir_lists_exports():
+    assert set(viscy_data.__all__) <= set(dir(viscy_data))
+
+
+def test_unknown_attribute_raises():
+    try:
+        viscy_data.NotAThing  # noqa: B018
+    except AttributeError as error:
+        assert "NotAThing" in str(error)
+    else:
+        raise AssertionError("expected AttributeError")

@@ -1,0 +1,99 @@
+import numpy as np
+import pandas as pd
+import pytest
+from iohub.ngff import open_ome_zarr
+
+from viscy_data.synthetic import SyntheticExperiment, generate_experiment, render_frame
+
+
+@pytest.fixture(scope="module")
+def experiment(tmp_path_factory):
+    exp = SyntheticExperiment("exp_a", "GFP", n_timepoints=8, image_size=64, cells_per_fov=6, seed=3)
+    root = tmp_path_factory.mktemp("synthetic")
+    return exp, generate_experiment(root, exp)
+
+
+def test_plate_has_named_channels_and_tczyx_arrays(experiment):
+    exp, paths = experiment
+    with open_ome_zarr(paths["data_path"], mode="r") as plate:
+        names = [name for name, _ in plate.positions()]
+        assert names == ["A/1/0", "A/1/1", "A/2/0", "A/2/1"]
+        position = plate["A/2/1"]
+        assert position.channel_names == ["Phase3D", "GFP"]
+        assert position["0"].shape == (8, 2, 1, 64, 64)
+        assert position["0"].dtype == np.float32
+
+
+def test_tracks_tables_have_the_spec_columns(experiment):
+    _, paths = experiment
+    tracks = pd.read_csv(paths["tracks_path"] / "A/1/0" / "tracks.csv")
+    assert list(tracks.columns) == ["track_id", "t", "id", "parent_track_id", "parent_id", "z", "y", "x"]
+    assert tracks["id"].is_unique
+    assert tracks[["y", "x"]].min().min() >= 0
+    assert tracks[["y", "x"]].max().max() < 64
+
+
+def test_daughters_start_where_their_parent_ends(experiment):
+    _, paths = experiment
+    truth = pd.read_csv(paths["ground_truth"])
+    daughters = truth[truth["parent_track_id"] >= 0]
+    assert len(daughters) > 0
+    spans = truth.groupby(["fov_name", "track_id"])["t"].agg(["min", "max"])
+    for (fov, track), parent in daughters.groupby(["fov_name", "parent_track_id"])["track_id"].unique().items():
+        assert len(parent) == 2
+        parent_end = spans.loc[(fov, track), "max"]
+        for daughter in parent:
+            assert spans.loc[(fov, daughter), "min"] == parent_end + 1
+    # parent_id points at the parent's last observation
+    first = daughters.sort_values("t").groupby(["fov_name", "track_id"]).first()
+    by_id = truth.set_index(["fov_name", "id"])
+    for (fov, _), row in first.iterrows():
+        parent_row = by_id.loc[(fov, row["parent_id"])]
+        assert parent_row["track_id"] == row["parent_track_id"]
+        assert parent_row["t"] == row["t"] - 1
+
+
+def test_only_infected_condition_switches_state_once(experiment):
+    _, paths = experiment
+    truth = pd.read_csv(paths["ground_truth"])
+    assert truth.loc[truth["condition"] == "uninfected", "infection_state"].eq(0).all()
+    infected = truth[truth["condition"] == "infected"].sort_values("t")
+    assert infected["infection_state"].eq(1).any() and infected["infection_state"].eq(0).any()
+    monotone = infected.groupby(["fov_name", "track_id"])["infection_state"].apply(lambda s: s.is_monotonic_increasing)
+    assert monotone.all()
+
+
+def test_generation_is_deterministic_per_seed(tmp_path):
+    exp = SyntheticExperiment("e", "RFP", n_timepoints=3, image_size=32, cells_per_fov=2, fovs_per_well=1, seed=7)
+    first = generate_experiment(tmp_path / "one", exp)
+    second = generate_experiment(tmp_path / "two", exp)
+    with open_ome_zarr(first["data_path"]) as a, open_ome_zarr(second["data_path"]) as b:
+        np.testing.assert_array_equal(a["A/2/0"]["0"][:], b["A/2/0"]["0"][:])
+    pd.testing.assert_frame_equal(pd.read_csv(first["ground_truth"]), pd.read_csv(second["ground_truth"]))
+
+
+def test_existing_experiment_folder_is_refused(tmp_path):
+    exp = SyntheticExperiment("e", "RFP", n_timepoints=2, image_size=32, cells_per_fov=1, fovs_per_well=1)
+    generate_experiment(tmp_path, exp)
+    with pytest.raises(FileExistsError, match="e"):
+        generate_experiment(tmp_path, exp)
+
+
+def test_reporter_relocalises_from_cytoplasm_to_nucleus():
+    rng = np.random.default_rng(0)
+    appearance = {
+        "radius": np.array([8.0, 8.0]),
+        "phase_gain": np.ones(2),
+        "reporter_gain": np.ones(2),
+        "freq": np.full(2, 0.8),
+        "theta": np.zeros(2),
+        "phi": np.zeros(2),
+    }
+    centers = np.array([[16.0, 16.0], [48.0, 48.0]], dtype=np.float32)
+    frame = render_frame(centers, np.array([0, 1]), appearance, 64, noise=0.0, rng=rng)
+    reporter = frame[1]
+    ring_offset = 6  # between the nucleus (radius 3.6) and the membrane (radius 8)
+    cytoplasmic_center, cytoplasmic_ring = reporter[16, 16], reporter[16, 16 + ring_offset]
+    nuclear_center, nuclear_ring = reporter[48, 48], reporter[48, 48 + ring_offset]
+    assert cytoplasmic_ring > 2 * cytoplasmic_center
+    assert nuclear_center > 2 * nuclear_ring

@@ -1,0 +1,207 @@
+"""Shared plumbing of the batched transforms: input validation, key handling and seeded randomness.
+
+Randomness
+----------
+Every random transform of this package is a MONAI :class:`~monai.transforms.Randomizable`: its parameters
+are drawn from ``self.R`` (a ``numpy.random.RandomState``), which ``set_random_state(seed)`` (or
+``monai.transforms.Compose.set_random_state``) reseeds. At construction ``self.R`` is seeded from torch's
+global generator, so ``lightning.seed_everything`` / ``torch.manual_seed`` make a pipeline reproducible.
+Per-sample parameters are small ``(B,)`` arrays drawn on the host and sent to the data's device; large random
+fields (noise volumes, displacement fields) are drawn directly on the data's device with a
+``torch.Generator`` seeded from ``self.R``, so image data never leaves its device.
+"""
+
+from collections.abc import Hashable, Mapping, Sequence
+
+import numpy as np
+import torch
+from monai.transforms import MapTransform, Randomizable
+from torch import Tensor
+
+__all__ = [
+    "BATCHED_NDIM",
+    "BatchedRandDict",
+    "BatchedRandomTransform",
+    "as_pair",
+    "check_batched",
+    "device_generator",
+    "draw_coins",
+    "is_batched_input",
+    "present_batched_keys",
+    "seed_from_global_rng",
+    "to_param",
+]
+
+BATCHED_NDIM = 5
+_MAX_SEED = 2**31 - 1
+
+
+def seed_from_global_rng(transform: Randomizable) -> None:
+    """Seed ``transform.R`` from torch's global generator (so ``torch.manual_seed`` controls it)."""
+    transform.set_random_state(seed=int(torch.randint(0, _MAX_SEED, (1,)).item()))
+
+
+def draw_coins(rng: np.random.RandomState, prob: float, batch_size: int) -> np.ndarray:
+    """Draw one Bernoulli(``prob``) decision per sample, shape ``(batch_size,)``."""
+    return rng.random_sample(batch_size) < prob
+
+
+def device_generator(rng: np.random.RandomState, device: torch.device) -> torch.Generator:
+    """Create a torch generator on ``device`` seeded from ``rng`` (deterministic under ``set_random_state``)."""
+    generator = torch.Generator(device=device)
+    generator.manual_seed(int(rng.randint(0, _MAX_SEED)))
+    return generator
+
+
+def to_param(values: np.ndarray, like: Tensor) -> Tensor:
+    """Send host-side per-sample parameters to the device of ``like`` (float parameters take its float dtype)."""
+    dtype = like.dtype if like.is_floating_point() else torch.float32
+    if values.dtype == np.bool_:
+        dtype = torch.bool
+    return torch.as_tensor(values, dtype=dtype, device=like.device)
+
+
+def as_pair(value: float | Sequence[float], name: str, symmetric: bool = False) -> tuple[float, float]:
+    """Turn ``value`` into a ``(low, high)`` range.
+
+    A number ``v`` becomes ``(-|v|, |v|)`` if ``symmetric`` else ``(v, v)``; a 2-sequence is sorted.
+    """
+    if isinstance(value, int | float):
+        return (-abs(float(value)), abs(float(value))) if symmetric else (float(value), float(value))
+    values = [float(v) for v in value]
+    if len(values) != 2:
+        raise ValueError(f"{name} must be a number or a (min, max) pair, got {value!r}")
+    return min(values), max(values)
+
+
+def check_batched(key: Hashable, value: object, ndim: int | Sequence[int] = BATCHED_NDIM) -> Tensor:
+    """Check that ``value`` is a tensor with one of the expected ranks and return it.
+
+    Raises
+    ------
+    TypeError
+        If ``value`` is not a ``torch.Tensor``.
+    ValueError
+        If its rank is not one of ``ndim``.
+    """
+    ranks = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+    if not isinstance(value, Tensor):
+        raise TypeError(f"key '{key}': expected a batched torch.Tensor (B, C, Z, Y, X), got {type(value).__name__}")
+    if value.ndim not in ranks:
+        expected = " or ".join(f"{r}-D" for r in ranks)
+        raise ValueError(
+            f"key '{key}': expected a {expected} batched tensor (B, C, [Z,] Y, X), got shape {tuple(value.shape)}"
+        )
+    return value
+
+
+def present_batched_keys(
+    transform: MapTransform, data: Mapping, ndim: int | Sequence[int] = BATCHED_NDIM
+) -> list[Hashable]:
+    """Validate and return the keys of ``transform`` present in ``data`` (missing keys raise unless allowed).
+
+    All present entries must be tensors of the given rank(s) with the same batch size.
+    """
+    keys = list(transform.key_iterator(data))
+    batch_sizes = {key: len(check_batched(key, data[key], ndim)) for key in keys}
+    if len(set(batch_sizes.values())) > 1:
+        raise ValueError(f"{type(transform).__name__}: keys have different batch sizes {batch_sizes}")
+    return keys
+
+
+def is_batched_input(transform: MapTransform, data: Mapping) -> bool:
+    """Tell whether the entries of ``transform.keys`` in ``data`` are batched ``(B, C, Z, Y, X)`` tensors.
+
+    Returns ``True`` when every present entry is a 5-D tensor and ``False`` when none is (per-sample MONAI
+    input such as ``(C, Z, Y, X)``). A mix of both raises ``ValueError``.
+    """
+    ranks = {key: getattr(data[key], "ndim", None) for key in transform.keys if key in data}
+    batched = {key for key, rank in ranks.items() if rank == BATCHED_NDIM}
+    if batched and len(batched) != len(ranks):
+        shapes = {key: tuple(getattr(data[key], "shape", ())) for key in ranks}
+        raise ValueError(
+            f"{type(transform).__name__}: cannot mix batched (B, C, Z, Y, X) and per-sample inputs, got shapes {shapes}"
+        )
+    return bool(batched)
+
+
+class BatchedRandomTransform(Randomizable):
+    """Base of the batched array transforms: a per-sample coin plus parameters drawn by ``randomize(img)``.
+
+    Subclasses implement ``randomize(img)`` (store per-sample parameters for ``img.shape[0]`` samples) and
+    ``apply(img)``; ``__call__(img, randomize=True)`` validates ``img`` then applies.
+    """
+
+    ndim: tuple[int, ...] = (BATCHED_NDIM,)
+    # True when channels are transformed independently with the same per-sample parameters, so that
+    # dictionary wrappers may process same-shaped keys in one pass (concatenated along channels)
+    channel_independent: bool = False
+
+    def __init__(self, prob: float) -> None:
+        if not 0.0 <= prob <= 1.0:
+            raise ValueError(f"prob must be in [0, 1], got {prob}")
+        self.prob = prob
+        self._batch_size: int | None = None
+        seed_from_global_rng(self)
+
+    def draw_selected(self, batch_size: int) -> np.ndarray:
+        """Draw and remember which of ``batch_size`` samples are transformed."""
+        self._batch_size = batch_size
+        return draw_coins(self.R, self.prob, batch_size)
+
+    def apply(self, img: Tensor) -> Tensor:
+        """Apply the current parameters to ``img``."""
+        raise NotImplementedError
+
+    def __call__(self, img: Tensor, randomize: bool = True) -> Tensor:
+        """Transform ``img`` ``(B, C, Z, Y, X)``, drawing new per-sample parameters if ``randomize``."""
+        check_batched("img", img, self.ndim)
+        if randomize:
+            self.randomize(img)
+        if self._batch_size is None:
+            raise RuntimeError(f"{type(self).__name__}: call randomize(img) before __call__(img, randomize=False)")
+        if self._batch_size != img.shape[0]:
+            raise ValueError(
+                f"{type(self).__name__}: parameters were drawn for {self._batch_size} samples, "
+                f"got a batch of shape {tuple(img.shape)}"
+            )
+        return self.apply(img)
+
+
+class BatchedRandDict(MapTransform, Randomizable):
+    """Dictionary wrapper of a :class:`BatchedRandomTransform`.
+
+    Parameters are drawn once per call from the first present key (per sample), then applied to every key,
+    so the keys of one sample share the same random draw (as MONAI dictionary transforms do).
+    """
+
+    def __init__(self, keys: Sequence[str] | str, transform: BatchedRandomTransform, allow_missing_keys: bool):
+        MapTransform.__init__(self, keys, allow_missing_keys)
+        self.transform = transform
+        seed_from_global_rng(self)
+
+    def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None):
+        """Reseed this transform and the wrapped array transform."""
+        super().set_random_state(seed, state)
+        self.transform.set_random_state(seed, state)
+        return self
+
+    def randomize(self, data: Tensor) -> None:
+        """Draw per-sample parameters for the batch ``data``."""
+        self.transform.randomize(data)
+
+    def __call__(self, data: Mapping[Hashable, Tensor]) -> dict[Hashable, Tensor]:
+        """Transform every present key with one per-sample draw; other entries are left untouched."""
+        d = dict(data)
+        keys = present_batched_keys(self, d, self.transform.ndim)
+        if not keys:
+            return d
+        self.randomize(d[keys[0]])
+        if self.transform.channel_independent and len({(d[k].shape[2:], d[k].dtype) for k in keys}) == 1:
+            channels = [d[key].shape[1] for key in keys]
+            out = self.transform(torch.cat([d[key] for key in keys], dim=1), randomize=False)
+            d.update(zip(keys, out.split(channels, dim=1)))
+            return d
+        for key in keys:
+            d[key] = self.transform(d[key], randomize=False)
+        return d

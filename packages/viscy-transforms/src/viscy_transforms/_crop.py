@@ -1,0 +1,167 @@
+"""Center and random spatial crops of batched ``(B, C, *spatial)`` tensors."""
+
+from collections.abc import Hashable, Mapping, Sequence
+
+import numpy as np
+import torch
+from monai.data.meta_tensor import MetaTensor
+from monai.transforms import CenterSpatialCrop, Cropd, RandCropd, RandSpatialCrop
+from monai.utils import fall_back_tuple
+from torch import Tensor
+
+from viscy_transforms._base import check_batched, present_batched_keys, seed_from_global_rng
+
+__all__ = [
+    "BatchedCenterSpatialCrop",
+    "BatchedCenterSpatialCropd",
+    "BatchedRandSpatialCrop",
+    "BatchedRandSpatialCropd",
+]
+
+
+def _plain(tensor: Tensor) -> Tensor:
+    return tensor.as_tensor() if isinstance(tensor, MetaTensor) else tensor
+
+
+class BatchedCenterSpatialCrop(CenterSpatialCrop):
+    """Center-crop the spatial dims ``img.shape[2:]`` of a batched ``(B, C, *spatial)`` tensor.
+
+    Parameters
+    ----------
+    roi_size : Sequence[int] | int
+        Spatial size of the crop. A non-positive entry, or one larger than the image, keeps that dimension
+        (MONAI's slice computation).
+    """
+
+    def __init__(self, roi_size: Sequence[int] | int) -> None:
+        super().__init__(roi_size, lazy=False)
+
+    def __call__(self, img: Tensor, lazy: bool | None = None) -> Tensor:  # type: ignore[override]
+        """Crop ``img`` (2-D or 3-D spatial) and return a plain tensor view on the same device."""
+        check_batched("img", img, ndim=(4, 5))
+        slices = self.compute_slices(img.shape[2:])
+        return _plain(img[(slice(None), slice(None), *slices)])
+
+
+class BatchedCenterSpatialCropd(Cropd):
+    """Dictionary version of :class:`BatchedCenterSpatialCrop` (the final crop of DynaCLR/triplet batches).
+
+    Parameters
+    ----------
+    keys : Sequence[str] | str
+        Keys of the batched ``(B, C, *spatial)`` tensors to crop.
+    roi_size : Sequence[int] | int
+        Spatial size of the crop, e.g. ``(z_window, y, x)``.
+    allow_missing_keys : bool
+        Skip keys absent from the sample instead of raising ``KeyError``.
+    """
+
+    def __init__(self, keys: Sequence[str] | str, roi_size: Sequence[int] | int, allow_missing_keys: bool = False):
+        super().__init__(keys, cropper=BatchedCenterSpatialCrop(roi_size), allow_missing_keys=allow_missing_keys)
+
+    def __call__(self, data: Mapping[Hashable, Tensor], lazy: bool | None = None) -> dict[Hashable, Tensor]:
+        """Crop every present key; other entries are left untouched."""
+        d = dict(data)
+        for key in present_batched_keys(self, d, ndim=(4, 5)):
+            d[key] = self.cropper(d[key])
+        return d
+
+
+class BatchedRandSpatialCrop(RandSpatialCrop):
+    """Crop a fixed-size window at a random position drawn independently for every sample of a 3-D batch.
+
+    Parameters
+    ----------
+    roi_size : Sequence[int] | int
+        Crop size ``(Z, Y, X)``; non-positive entries keep the image size, larger ones are clipped to it.
+    max_roi_size : Sequence[int] | int | None
+        Only meaningful with ``random_size``, which batched crops do not support.
+    random_center : bool
+        Random position per sample if True, else the center crop for every sample.
+    random_size : bool
+        Must be False: all samples of a batch share one crop size.
+    """
+
+    def __init__(
+        self,
+        roi_size: Sequence[int] | int,
+        max_roi_size: Sequence[int] | int | None = None,
+        random_center: bool = True,
+        random_size: bool = False,
+    ) -> None:
+        if random_size:
+            raise ValueError("Batched transform does not support random size.")
+        super().__init__(roi_size, max_roi_size, random_center, random_size, lazy=False)
+        self._starts: np.ndarray | None = None
+        self._crop_size: tuple[int, ...] | None = None
+        seed_from_global_rng(self)
+
+    def randomize(self, img_size: Sequence[int], batch_size: int = 1) -> None:  # type: ignore[override]
+        """Draw the crop origin of each of ``batch_size`` samples for spatial size ``img_size`` ``(Z, Y, X)``."""
+        if len(img_size) != 3:
+            raise ValueError(f"BatchedRandSpatialCrop only supports 3D data, got spatial size {tuple(img_size)}")
+        size = np.asarray(img_size)
+        crop = np.minimum(np.asarray(fall_back_tuple(self.roi_size, img_size)), size)
+        if self.random_center:
+            starts = self.R.randint(0, size - crop + 1, size=(batch_size, 3))
+        else:
+            starts = np.broadcast_to((size - crop) // 2, (batch_size, 3))
+        self._starts, self._crop_size = starts.astype(np.int64), tuple(int(c) for c in crop)
+
+    def __call__(self, img: Tensor, randomize: bool = True, lazy: bool | None = None) -> Tensor:  # type: ignore[override]
+        """Crop ``img`` ``(B, C, Z, Y, X)`` at the per-sample origins (drawn now if ``randomize``)."""
+        if img.ndim != 5:
+            raise ValueError(f"BatchedRandSpatialCrop only supports 3D data (B, C, Z, Y, X), got {tuple(img.shape)}")
+        if randomize:
+            self.randomize(img.shape[2:], batch_size=img.shape[0])
+        if self._starts is None or self._crop_size is None:
+            raise RuntimeError("BatchedRandSpatialCrop: call randomize() before __call__(randomize=False)")
+        if len(self._starts) != img.shape[0]:
+            raise ValueError(f"crop origins were drawn for {len(self._starts)} samples, got batch {tuple(img.shape)}")
+        starts = torch.as_tensor(self._starts, device=img.device)
+        z, y, x = (starts[:, i, None] + torch.arange(n, device=img.device) for i, n in enumerate(self._crop_size))
+        batch = torch.arange(img.shape[0], device=img.device)[:, None, None, None]
+        # advanced indices around the channel slice put the indexed dims first: (B, Zc, Yc, Xc, C)
+        patches = img[batch, :, z[:, :, None, None], y[:, None, :, None], x[:, None, None, :]]
+        return _plain(patches.permute(0, 4, 1, 2, 3))
+
+
+class BatchedRandSpatialCropd(RandCropd):
+    """Dictionary version of :class:`BatchedRandSpatialCrop`: every key gets the same per-sample crops.
+
+    Parameters
+    ----------
+    keys : Sequence[str] | str
+        Keys of batched ``(B, C, Z, Y, X)`` tensors with identical spatial shapes.
+    roi_size, max_roi_size, random_center, random_size
+        See :class:`BatchedRandSpatialCrop`.
+    allow_missing_keys : bool
+        Skip keys absent from the sample instead of raising ``KeyError``.
+    """
+
+    def __init__(
+        self,
+        keys: Sequence[str] | str,
+        roi_size: Sequence[int] | int,
+        max_roi_size: Sequence[int] | int | None = None,
+        random_center: bool = True,
+        random_size: bool = False,
+        allow_missing_keys: bool = False,
+    ) -> None:
+        cropper = BatchedRandSpatialCrop(roi_size, max_roi_size, random_center, random_size)
+        super().__init__(keys, cropper=cropper, allow_missing_keys=allow_missing_keys)
+        seed_from_global_rng(self)
+
+    def __call__(self, data: Mapping[Hashable, Tensor], lazy: bool | None = None) -> dict[Hashable, Tensor]:
+        """Draw crops from the first present key's shape, then crop every key identically."""
+        d = dict(data)
+        keys = present_batched_keys(self, d)
+        if not keys:
+            return d
+        shapes = {key: tuple(d[key].shape[2:]) for key in keys}
+        if len(set(shapes.values())) > 1:
+            raise ValueError(f"BatchedRandSpatialCropd: keys must share one spatial shape, got {shapes}")
+        self.cropper.randomize(d[keys[0]].shape[2:], batch_size=d[keys[0]].shape[0])
+        for key in keys:
+            d[key] = self.cropper(d[key], randomize=False)
+        return d

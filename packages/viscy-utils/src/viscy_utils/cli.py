@@ -1,0 +1,94 @@
+"""The ``viscy`` command line: a LightningCLI with the VisCyTrainer subcommands.
+
+Usage: ``viscy {fit,validate,test,predict,preprocess,export,precompute,convert_to_anndata} -c config.yml``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+
+import torch
+from jsonargparse import lazy_instance
+from lightning.pytorch import LightningDataModule, LightningModule
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.loggers import TensorBoardLogger
+
+from viscy_utils.trainer import VisCyTrainer
+
+__all__ = ["VisCyCLI", "main"]
+
+_EXTRA_SUBCOMMANDS = ("preprocess", "export", "precompute", "convert_to_anndata")
+_WITHOUT_MODEL = {"preprocess", "precompute", "convert_to_anndata"}
+_WITHOUT_DATA = {"preprocess", "precompute", "export", "convert_to_anndata"}
+
+
+class VisCyCLI(LightningCLI):
+    """LightningCLI with the ``preprocess``, ``export``, ``precompute`` and ``convert_to_anndata`` subcommands."""
+
+    @staticmethod
+    def subcommands() -> dict[str, set[str]]:
+        """Lightning's subcommands plus the VisCyTrainer ones (which skip the ``model`` argument)."""
+        subcommands = LightningCLI.subcommands()
+        subcommands.update({name: {"model"} for name in _EXTRA_SUBCOMMANDS})
+        return subcommands
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        """Default the trainer logger to a TensorBoardLogger versioned by the start time."""
+        parser.set_defaults(
+            {
+                "trainer.logger": lazy_instance(
+                    TensorBoardLogger,
+                    save_dir="",
+                    version=datetime.now().strftime(r"%Y%m%d-%H%M%S"),
+                    log_graph=True,
+                )
+            }
+        )
+
+    def _parse_ckpt_path(self) -> None:
+        """Read hyperparameters from ``ckpt_path`` when they parse; otherwise keep the config as given.
+
+        Works around https://github.com/Lightning-AI/pytorch-lightning/issues/21255.
+        """
+        try:
+            return super()._parse_ckpt_path()
+        except SystemExit:
+            return None
+
+
+def _setup_environment() -> None:
+    """Set the Lightning log level from ``VISCY_LOG_LEVEL`` (default INFO) and allow TF32 matmuls."""
+    level = os.environ.get("VISCY_LOG_LEVEL", logging.INFO)
+    logging.getLogger("lightning.pytorch").setLevel(int(level) if str(level).isdigit() else str(level).upper())
+    torch.set_float32_matmul_precision("high")
+
+
+def _subcommand(argv: Sequence[str]) -> str | None:
+    """The first command-line token naming a subcommand (None for e.g. ``--help``)."""
+    names = VisCyCLI.subcommands()
+    return next((token for token in argv if token in names), None)
+
+
+def main() -> None:
+    """Entry point of the ``viscy`` console script."""
+    _setup_environment()
+    subcommand = _subcommand(sys.argv[1:])
+    require_model = subcommand not in _WITHOUT_MODEL
+    require_data = subcommand not in _WITHOUT_DATA
+    VisCyCLI(
+        model_class=LightningModule,
+        datamodule_class=LightningDataModule if require_data else None,
+        trainer_class=VisCyTrainer,
+        seed_everything_default=42,
+        subclass_mode_model=require_model,
+        subclass_mode_data=require_data,
+        parser_kwargs={"description": "Computer vision models for single-cell phenotyping."},
+    )
+
+
+if __name__ == "__main__":
+    main()
