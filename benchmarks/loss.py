@@ -14,7 +14,10 @@ on a tiny batch. On CUDA (``--device cuda``) it is ``torch.cuda.max_memory_alloc
 It also checks the values at B = 256: ours with beta=0 against ``NTXentLoss``, and with beta=0.5 against the
 spec's formula evaluated directly in float64.
 
-Run: ``python benchmarks/loss.py [--device cpu|cuda] [--repeats 3]``.
+Times are the median wall-clock ("fwd+bwd ms") and process CPU time ("CPU ms") over the repeats; on a shared,
+loaded machine the CPU time is the steadier of the two.
+
+Run: ``python benchmarks/loss.py [--device cpu|cuda] [--repeats 3] [--threads N]``.
 """
 
 from __future__ import annotations
@@ -77,22 +80,29 @@ def _worker(method: str, pairs: int, device: str, repeats: int) -> dict:
         baseline = torch.cuda.memory_allocated()
     else:
         baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    times = []
+    times, cpu_times = [], []
     for _ in range(repeats):
         _sync(device)
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         value = _step(loss_fn, embeddings, labels)
         _sync(device)
         times.append(time.perf_counter() - start)
+        cpu_times.append(time.process_time() - cpu_start)
     if device == "cuda":
         peak = torch.cuda.max_memory_allocated() - baseline
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - baseline
-    return {"seconds": statistics.median(times), "peak_bytes": peak, "loss": value}
+    return {
+        "seconds": statistics.median(times),
+        "cpu_seconds": statistics.median(cpu_times),
+        "peak_bytes": peak,
+        "loss": value,
+    }
 
 
-def _measure(method: str, pairs: int, device: str, repeats: int) -> dict:
-    command = [sys.executable, __file__, "--worker", method, str(pairs), "--device", device, "--repeats", str(repeats)]
+def _measure(method: str, pairs: int, device: str, repeats: int, threads: int) -> dict:
+    command = [sys.executable, __file__, "--worker", method, str(pairs), "--device", device]
+    command += ["--repeats", str(repeats), "--threads", str(threads)]
     result = subprocess.run(command, capture_output=True, text=True, check=True)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -131,14 +141,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch CPU threads")
     parser.add_argument("--worker", nargs=2, metavar=("METHOD", "PAIRS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     if args.worker:
         print(json.dumps(_worker(args.worker[0], int(args.worker[1]), args.device, args.repeats)))
         return
 
     print(f"device={args.device} threads={torch.get_num_threads()} dim={EMBEDDING_DIM} t={TEMPERATURE}")
-    header = f"{'B pairs':>8} {'method':>14} {'fwd+bwd ms':>11} {'peak MiB':>9} {'loss':>10}"
+    header = f"{'B pairs':>8} {'method':>14} {'fwd+bwd ms':>11} {'CPU ms':>9} {'peak MiB':>9} {'loss':>10}"
     print(header)
     print("-" * len(header))
     results = {}
@@ -148,10 +160,10 @@ def main() -> None:
                 print(f"{pairs:>8} {method:>14}   skipped: O(B^3) pos x neg matrix (~34 GB at B=1024)")
                 continue
             repeats = 1 if method == "pml_ntxent" else args.repeats
-            result = _measure(method, pairs, args.device, repeats)
+            result = _measure(method, pairs, args.device, repeats, args.threads)
             results[pairs, method] = result
             print(
-                f"{pairs:>8} {method:>14} {result['seconds'] * 1e3:>11.1f} "
+                f"{pairs:>8} {method:>14} {result['seconds'] * 1e3:>11.1f} {result['cpu_seconds'] * 1e3:>9.1f} "
                 f"{result['peak_bytes'] / 2**20:>9.0f} {result['loss']:>10.5f}",
                 flush=True,
             )

@@ -65,15 +65,23 @@ def steady_tracks(n_tracks: int = 3) -> pd.DataFrame:
     return table
 
 
-def write_two_experiment_plates(root: Path) -> dict[str, Path]:
-    """Write exp_a (30 min, GFP; FOV A/1/0 has a division) and exp_b (15 min, RFP) plus experiments.yml."""
+def write_two_experiment_plates(root: Path, normalization: bool = True) -> dict[str, Path]:
+    """Write exp_a (30 min, GFP; FOV A/1/0 has a division) and exp_b (15 min, RFP) plus experiments.yml.
+
+    ``normalization=False`` writes the plates without normalization metadata.
+    """
     entries = []
     for name in ("exp_a", "exp_b"):
         data_path = root / f"{name}.zarr"
         tracks_path = root / f"{name}_tracks"
         image = _image(name)
         write_hcs_plate(
-            data_path, positions=FOVS, channel_names=CHANNELS[name], shape=SHAPE, data={f: image for f in FOVS}
+            data_path,
+            positions=FOVS,
+            channel_names=CHANNELS[name],
+            shape=SHAPE,
+            data={f: image for f in FOVS},
+            normalization=normalization,
         )
         write_tracks(tracks_path, "A/1/0", division_tracks() if name == "exp_a" else steady_tracks())
         write_tracks(tracks_path, "B/1/0", steady_tracks())

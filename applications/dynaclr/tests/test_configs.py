@@ -92,7 +92,31 @@ def test_slurm_scripts_run_dynaclr_under_srun_with_four_gpus():
     assert "#SBATCH --gres=gpu:4" in fit and "#SBATCH --ntasks-per-node=4" in fit
     assert "srun" in fit and "dynaclr fit -c" in fit
     predict = (CONFIG_DIR / "predict_slurm.sh").read_text()
+    assert "#SBATCH --gres=gpu:1" in predict
     assert "srun" in predict and "dynaclr predict -c" in predict
+
+
+@pytest.mark.parametrize(("script", "subcommand"), [("fit_slurm.sh", "fit"), ("predict_slurm.sh", "predict")])
+def test_slurm_script_launches_the_dynaclr_subcommand_through_srun(script, subcommand, tmp_path):
+    """Run the script with stand-in ``srun``/``scontrol`` that record what SLURM would have been asked to run."""
+    import os
+    import subprocess
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "srun").write_text('#!/bin/bash\necho "srun $*" >> "$SRUN_LOG"\n')
+    (bin_dir / "scontrol").write_text("#!/bin/bash\nexit 0\n")
+    for tool in bin_dir.iterdir():
+        tool.chmod(0o755)
+    log = tmp_path / "srun.log"
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "SRUN_LOG": str(log), "WORKSPACE_DIR": "/ws"}
+    result = subprocess.run(
+        ["bash", str(CONFIG_DIR / script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    expected = f"srun uv run --project /ws --package dynaclr dynaclr {subcommand} -c ./{subcommand}.yml"
+    assert log.read_text().splitlines() == [expected]
+    assert (tmp_path / "slurm_logs").is_dir()
 
 
 def test_linear_classifier_example_configs_validate_once_their_files_exist(tmp_path):

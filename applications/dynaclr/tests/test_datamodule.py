@@ -1,3 +1,5 @@
+import inspect
+
 import numpy as np
 import pytest
 import torch
@@ -10,6 +12,7 @@ from dynaclr.datamodule import MultiExperimentDataModule
 from dynaclr.engine import ContrastiveModule
 from dynaclr.loss import NTXentHCL
 from viscy_data.sampler import FlexibleBatchSampler
+from viscy_transforms import NormalizeSampled
 
 
 @pytest.fixture(scope="module")
@@ -181,3 +184,121 @@ def test_training_batches_change_between_epochs_without_set_epoch(two_experiment
     first = torch.cat([b["anchor"] for b in recorder.seen["train"][:per_epoch]])
     second = torch.cat([b["anchor"] for b in recorder.seen["train"][per_epoch:]])
     assert not torch.equal(first, second)
+
+
+REQUIRED = inspect.Parameter.empty
+SPEC_INIT_DEFAULTS = {  # the spec's MultiExperimentDataModule.__init__ table, in order
+    "experiments_yaml": REQUIRED,
+    "z_range": REQUIRED,
+    "yx_patch_size": REQUIRED,
+    "final_yx_patch_size": REQUIRED,
+    "val_experiments": REQUIRED,
+    "tau_range": (0.5, 2.0),
+    "tau_decay_rate": 2.0,
+    "batch_size": 128,
+    "num_workers": 1,
+    "experiment_aware": True,
+    "condition_balanced": True,
+    "leaky": 0.0,
+    "temporal_enrichment": False,
+    "temporal_window_hours": 2.0,
+    "temporal_global_fraction": 0.3,
+    "experiment_weights": None,
+    "condition_ratio": None,
+    "channel_dropout_channels": None,
+    "channel_dropout_prob": 0.5,
+    "normalizations": None,
+    "augmentations": None,
+    "hcl_beta": 0.5,
+    "cache_pool_bytes": 0,
+    "seed": 0,
+    "include_wells": None,
+    "exclude_fovs": None,
+}
+
+
+def test_init_signature_matches_the_spec():
+    parameters = dict(inspect.signature(MultiExperimentDataModule.__init__).parameters)
+    parameters.pop("self")
+    assert list(parameters) == list(SPEC_INIT_DEFAULTS)
+    assert {name: p.default for name, p in parameters.items()} == SPEC_INIT_DEFAULTS
+
+
+def test_every_parameter_reaches_its_consumer(two_experiment_plates):
+    normalize, augment = SubtractFovMean(keys=["ch_0"]), AddConstant(keys=["ch_1"])
+    settings = {
+        "val_experiments": [],
+        "tau_range": (0.5, 1.0),
+        "tau_decay_rate": 0.5,
+        "batch_size": 4,
+        "num_workers": 2,
+        "experiment_aware": True,
+        "condition_balanced": False,
+        "leaky": 0.5,
+        "temporal_enrichment": True,
+        "temporal_window_hours": 1.0,
+        "temporal_global_fraction": 0.5,
+        "experiment_weights": {"exp_a": 1.0, "exp_b": 3.0},
+        "condition_ratio": {"infected": 2.0},
+        "channel_dropout_channels": [0, 1],
+        "channel_dropout_prob": 0.25,
+        "normalizations": [normalize],
+        "augmentations": [augment],
+        "hcl_beta": 0.1,
+        "cache_pool_bytes": 1 << 20,
+        "seed": 7,
+        "include_wells": ["A/1", "B/1"],
+        "exclude_fovs": ["B/1/0"],
+    }
+    dm = _datamodule(two_experiment_plates, **settings)
+    for name, value in settings.items():
+        assert getattr(dm, name) == value, name
+    assert (dm.channel_dropout.channels, dm.channel_dropout.p) == ([0, 1], 0.25)
+    dm.setup("fit")
+    dataset = dm.train_dataset
+    assert set(dataset.index.tracks["fov_name"]) == {"A/1/0"}  # include_wells and exclude_fovs
+    assert dataset.index.z_range == slice(0, 2) and dataset.index.yx_patch_size == (16, 16)
+    assert (dataset.tau_range_hours, dataset.tau_decay_rate) == ((0.5, 1.0), 0.5)
+    assert (dataset.cache_pool_bytes, dataset.seed) == (1 << 20, 7)
+    assert dm._augmentation_transform.transforms[:2] == (normalize, augment)
+    assert dm._no_augmentation_transform.transforms[0] is normalize
+    loader = dm.train_dataloader()
+    assert loader.num_workers == 2
+    sampler = loader.batch_sampler
+    for name in ("batch_size", "experiment_aware", "condition_balanced", "leaky", "temporal_enrichment", "seed"):
+        assert getattr(sampler, name) == settings[name], name
+    for name in ("temporal_window_hours", "temporal_global_fraction", "experiment_weights", "condition_ratio"):
+        assert getattr(sampler, name) == settings[name], name
+
+
+def test_batch_size_larger_than_every_pool_fails_before_training(two_experiment_plates):
+    dm = _datamodule(two_experiment_plates, batch_size=1000)
+    with pytest.raises(ValueError, match="batch_size=1000 is larger than every anchor pool"):
+        _trainer(max_epochs=1).fit(BatchRecorder(), dm)
+
+
+def test_normalization_needing_missing_plate_metadata_fails_at_setup(tmp_path):
+    plates = write_two_experiment_plates(tmp_path, normalization=False)
+    normalize = NormalizeSampled(keys=["ch_0"], level="fov_statistics")
+    dm = _datamodule(plates, normalizations=[normalize])
+    with pytest.raises(ValueError, match=r"NormalizeSampled needs normalization metadata but FOV 'A/1/0'.*exp_a"):
+        dm.setup("fit")
+
+
+def test_normalization_metadata_check_uses_generic_channel_keys(two_experiment_plates):
+    dm = _datamodule(two_experiment_plates, normalizations=[NormalizeSampled(keys=["ch_1"], level="fov_statistics")])
+    dm.setup("fit")
+    assert dm.train_dataset.fov_norm_meta[("exp_a", "A/1/0")]["ch_1"]["fov_statistics"]["mean"].ndim == 0
+    missing_stat = NormalizeSampled(keys=["ch_1"], level="fov_statistics", subtrahend="mode")
+    with pytest.raises(ValueError, match=r"no ch_1/fov_statistics/\['mode'\]"):
+        _datamodule(two_experiment_plates, normalizations=[missing_stat]).setup("fit")
+
+
+def test_validation_batches_repeat_every_epoch(two_experiment_plates):
+    dm = _datamodule(two_experiment_plates, batch_size=4)
+    recorder = BatchRecorder()
+    _trainer(max_epochs=2, limit_train_batches=1, num_sanity_val_steps=0).fit(recorder, dm)
+    per_epoch = len(recorder.seen["val"]) // 2
+    assert per_epoch == len(dm.val_dataloader().batch_sampler) > 1
+    for first, second in zip(recorder.seen["val"][:per_epoch], recorder.seen["val"][per_epoch:], strict=True):
+        assert torch.equal(first["anchor"], second["anchor"]) and torch.equal(first["positive"], second["positive"])

@@ -1,4 +1,5 @@
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from _multi_experiment_plates import CHANNELS, OFFSETS, SOURCES, pixel_value, write_two_experiment_plates
@@ -6,7 +7,8 @@ from iohub.ngff import open_ome_zarr
 
 from dynaclr.dataset import MultiExperimentTripletDataset
 from viscy_data.cell_index import MultiExperimentIndex
-from viscy_data.experiment import ExperimentRegistry
+from viscy_data.experiment import ExperimentConfig, ExperimentRegistry
+from viscy_data.testing import write_hcs_plate, write_tracks
 
 PATCH = 16
 TAU_HOURS = (0.5, 1.0)  # exp_a (30 min): 1..2 frames; exp_b (15 min): 2..4 frames
@@ -135,3 +137,22 @@ def test_no_anchor_raises(two_experiment_plates):
     index = MultiExperimentIndex(registry, slice(0, 2), (PATCH, PATCH), tau_range_hours=(20.0, 30.0))
     with pytest.raises(ValueError, match="no valid anchors"):
         MultiExperimentTripletDataset(index, tau_range_hours=(20.0, 30.0))
+
+
+def test_reads_are_keyed_by_experiment_and_fov_even_when_names_concatenate_alike(tmp_path):
+    # "x1" + "2/3/4" and "x" + "12/3/4" spell the same string: the key must keep both parts apart
+    entries = []
+    for name, fov, value in (("x1", "2/3/4", 1.0), ("x", "12/3/4", 2.0)):
+        data_path, tracks_path = tmp_path / f"{name}.zarr", tmp_path / f"{name}_tracks"
+        image = np.full((4, 2, 1, 16, 16), value, dtype=np.float32)
+        write_hcs_plate(data_path, positions=[fov], shape=(4, 1, 16, 16), data={fov: image})
+        write_tracks(tracks_path, fov, pd.DataFrame({"track_id": 0, "t": range(4), "y": 8, "x": 8}))
+        wells = {"c": ["/".join(fov.split("/")[:2])]}
+        entries.append(ExperimentConfig(name, str(data_path), str(tracks_path), ["Phase3D", "GFP"], ["Phase3D"], wells))
+    index = MultiExperimentIndex(ExperimentRegistry(entries), slice(0, 1), (8, 8), tau_range_hours=(0.5, 1.0))
+    dataset = MultiExperimentTripletDataset(index, tau_range_hours=(0.5, 1.0))
+    batch = dataset.__getitems__(list(range(len(dataset))))
+    expected = index.valid_anchors["experiment"].map({"x1": 1.0, "x": 2.0}).to_numpy()
+    assert set(index.valid_anchors["experiment"]) == {"x1", "x"}
+    np.testing.assert_array_equal(batch["anchor"].amax(dim=(1, 2, 3, 4)).numpy(), expected)
+    np.testing.assert_array_equal(batch["positive"].amin(dim=(1, 2, 3, 4)).numpy(), expected)

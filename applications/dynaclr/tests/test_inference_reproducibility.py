@@ -97,6 +97,7 @@ def test_predicted_embeddings_are_written_and_reproducible_on_cpu(tiny_trained_c
     np.testing.assert_array_equal(first.obsm["X_projections"], second.obsm["X_projections"])
     assert first.obs["fov_name"].tolist() == second.obs["fov_name"].tolist()
     assert first.obs["id"].tolist() == second.obs["id"].tolist()
+    pd.testing.assert_frame_equal(first.obs, second.obs)
 
     # and the embeddings are those of the cells' pixels
     features, projections = _direct_embeddings(tiny_trained_checkpoint, expected_obs)
@@ -110,6 +111,6 @@ def test_predicted_embeddings_are_reproducible_on_cuda(tiny_trained_checkpoint, 
     second = _predict(tiny_trained_checkpoint, tmp_path / "second.zarr", "gpu")
     np.testing.assert_array_equal(first.X, second.X)
     np.testing.assert_array_equal(first.obsm["X_projections"], second.obsm["X_projections"])
-    assert first.obs["id"].tolist() == second.obs["id"].tolist()
+    pd.testing.assert_frame_equal(first.obs, second.obs)
     on_cpu = _predict(tiny_trained_checkpoint, tmp_path / "cpu.zarr", "cpu")
     np.testing.assert_allclose(first.X, on_cpu.X, rtol=1e-3, atol=1e-4)

@@ -44,5 +44,5 @@ def test_same_seed_same_draws():
 
 
 def test_inverted_bounds_raise():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="tau_min must be <= tau_max, got tau_min=5, tau_max=2"):
         sample_tau(5, 2, np.random.default_rng(0))

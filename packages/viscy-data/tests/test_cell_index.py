@@ -173,6 +173,9 @@ def test_bad_inputs_raise_clear_errors(tmp_path):
         _index([cfg], patch=(32, 32))
     with pytest.raises(ValueError, match="z_range"):
         MultiExperimentIndex(ExperimentRegistry([cfg]), slice(0, 5), (8, 8))
+    cfg.tracks_path = str(tmp_path / "no_tracks")
+    with pytest.raises(ValueError, match="'e': tracks_path is not a directory: .*no_tracks"):
+        _index([cfg], patch=(8, 8))
     bad = _experiment(tmp_path / "x", "bad", {"A/1/0": pd.DataFrame({"track_id": [0], "t": [0], "y": [1]})})
     with pytest.raises(ValueError, match=r"lacks columns \['x'\]"):
         _index([bad], patch=(8, 8))

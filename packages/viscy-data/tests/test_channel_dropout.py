@@ -69,3 +69,16 @@ def test_cuda_tensor_stays_on_device_without_sync():
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert out.is_cuda and out.dtype == x.dtype
+
+
+def test_dropped_channels_are_exact_zeros_even_for_non_finite_values():
+    x = torch.full((3, 2, 1, 2, 2), float("nan"))
+    out = ChannelDropout([-1], p=1.0).train()(x)
+    assert torch.all(out[:, 1] == 0) and torch.all(out[:, 0].isnan())
+
+
+def test_each_sample_is_drawn_independently():
+    torch.manual_seed(1)
+    out = ChannelDropout([0], p=0.5).train()(torch.ones(64, 1, 1, 1, 1))
+    dropped = out.flatten().eq(0)
+    assert 0 < int(dropped.sum()) < 64  # neither all nor none of the samples share one draw

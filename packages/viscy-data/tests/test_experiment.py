@@ -150,3 +150,27 @@ def test_from_yaml_bad_input(plate_paths, tmp_path):
     unknown.write_text(yaml.safe_dump({"experiments": [entry]}))
     with pytest.raises(TypeError, match=r"experiments\[0\] has unknown keys \['interval'\]"):
         ExperimentRegistry.from_yaml(unknown)
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "message"),
+    [
+        # checks run experiment by experiment in list order: a's zarr mismatch before b's bad interval
+        ({"channel_names": ["RFP", "Phase3D"], "source_channel": ["RFP"]}, {"interval_minutes": 0}, "'a'.*mismatch"),
+        # within one experiment: condition_wells before source_channel before data_path before zarr channels
+        ({"condition_wells": {}, "source_channel": ["DAPI"]}, {}, "'a'.*condition_wells must not be empty"),
+        ({"source_channel": ["DAPI"], "data_path": "/no/such.zarr"}, {}, r"'a'.*source_channel entries \['DAPI'\]"),
+        ({"data_path": "/no/such.zarr", "channel_names": ["X"], "source_channel": ["X"]}, {}, "'a'.*data_path"),
+        # the source-channel count is compared only after every experiment passed its own checks
+        ({"source_channel": ["Phase3D", "RFP"]}, {"data_path": "/no/such.zarr"}, "'b'.*data_path does not exist"),
+    ],
+)
+def test_validation_order(plate_paths, first, second, message):
+    def build(name, overrides):
+        kwargs = {"channel_names": ["Phase3D", "RFP"], "source_channel": ["Phase3D"], "data_path": plate_paths[1]}
+        kwargs.update(overrides)
+        paths_and_channels = [kwargs.pop(key) for key in ("data_path", "channel_names", "source_channel")]
+        return _config(name, *paths_and_channels, **kwargs)
+
+    with pytest.raises(ValueError, match=message):
+        ExperimentRegistry([build("a", first), build("b", second)])

@@ -1,3 +1,4 @@
+import sys
 from multiprocessing import get_context
 
 import numpy as np
@@ -41,6 +42,14 @@ def test_items_are_whole_volumes_per_timepoint(plate, manager):
     np.testing.assert_array_equal(item[0]["GFP"].numpy(), data["B/1/0"][1, 1:2])
     np.testing.assert_array_equal(item[0]["Phase3D"].numpy(), data["B/1/0"][1, 0:1])
     assert item[0]["norm_meta"]["GFP"]["fov_statistics"]["mean"].ndim == 0
+
+
+def test_base_install_reads_volumes_with_zarr(plate, manager, monkeypatch):
+    path, data = plate
+    monkeypatch.setitem(sys.modules, "tensorstore", None)
+    dataset = CachedOmeZarrDataset(_positions(path, ["B/1/1"]), ["GFP"], manager.dict(), skip_cache=True)
+    assert not dataset.arrays.uses_tensorstore
+    np.testing.assert_array_equal(dataset[2][0]["GFP"].numpy(), data["B/1/1"][2, 1:2])
 
 
 def test_cache_is_filled_and_reused(plate, manager):
@@ -95,3 +104,30 @@ def test_sampler_only_under_distributed(plate):
     module = _Module()
     assert module._maybe_sampler(range(4), shuffle=True) is None
     assert ShardedDistributedSampler(range(4), num_replicas=1, rank=0) is not None
+
+
+def test_two_worker_processes_fill_the_shared_cache(plate):
+    path, data = plate
+    torch.manual_seed(0)
+    dm = CachedOmeZarrDataModule(
+        path,
+        channels=["GFP"],
+        batch_size=1,
+        num_workers=2,
+        split_ratio=0.5,
+        train_cpu_transforms=[],
+        val_cpu_transforms=[],
+        train_gpu_transforms=[],
+        val_gpu_transforms=[],
+        pin_memory=False,
+    )
+    dm.setup("fit")
+    dm.val_dataset[0]  # tensorstore already used in the parent before the workers start
+    loader = dm.val_dataloader()
+    assert loader.multiprocessing_context.get_start_method() == "forkserver"
+    batches = list(loader)
+    assert len(batches) == len(dm.val_dataset) == 2 * SHAPE[0]
+    fov = dm.val_dataset.fov_names[-1]
+    np.testing.assert_array_equal(batches[-1]["GFP"][0].numpy(), data[fov][-1, 1:2])
+    # volumes read by the worker processes landed in the parent's shared cache
+    assert all(volume is not None for volume in dm.val_dataset.cache_map.values())

@@ -1,3 +1,5 @@
+import sys
+
 import imageio.v3 as iio
 import numpy as np
 import pytest
@@ -59,6 +61,17 @@ def test_batched_read_matches_single_reads(plate):
         torch.testing.assert_close(sample["source"], single["source"])
         torch.testing.assert_close(sample["target"], single["target"])
         assert sample["target"].shape == (2, 2, *SHAPE[2:])
+
+
+def test_base_install_reads_with_zarr_without_tensorstore(plate, monkeypatch):
+    path, data = plate
+    monkeypatch.setitem(sys.modules, "tensorstore", None)
+    dataset = SlidingWindowDataset(_positions(path), {"source": "GFP", "target": ["DAPI", "Phase3D"]}, 2)
+    assert not dataset.arrays.uses_tensorstore
+    batch = dataset.__getitems__([0, 7])
+    np.testing.assert_array_equal(batch[0]["source"].numpy(), data["A/1/0"][0, 1:2, 0:2])
+    np.testing.assert_array_equal(batch[1]["target"].numpy(), data["A/1/1"][0, [2, 0], 1:3])
+    assert batch[1]["source"].dtype == torch.float32
 
 
 def test_z_window_larger_than_stack_raises(plate):
@@ -131,6 +144,8 @@ def test_bad_inputs_fail_at_setup(plate, tmp_path):
         _module(plate[0], yx_patch_size=(32, 32)).setup("fit")
     with pytest.raises(NotImplementedError):
         _module(plate[0]).setup("bogus")
+    with pytest.raises(ValueError, match=r"Channels \['RFP'\] not found in FOV '\w/\d/\d' of store .*plate.zarr'"):
+        _module(plate[0], target_channel=["GFP", "RFP"]).setup("fit")
     raw = tmp_path / "raw.zarr"
     write_hcs_plate(raw, positions=POSITIONS[:2], channel_names=CHANNELS, shape=SHAPE, normalization=False)
     dm = _module(raw, normalizations=[NormalizeSampled(keys=["GFP"], level="dataset_statistics")])
@@ -150,9 +165,23 @@ def test_mask_test_dataset_adds_labels(plate, tmp_path):
 def test_two_worker_processes_read_without_deadlock(plate):
     dm = _module(plate[0], num_workers=2, batch_size=2)
     dm.setup("fit")
+    # read in the parent first: a plain fork after tensorstore has run aborts the worker
+    first = dm.val_dataset.__getitems__([0, 1])
     loader = dm.val_dataloader()
     assert loader.multiprocessing_context.get_start_method() == "forkserver"
-    batches = list(loader)
-    assert sum(len(b["source"]) for b in batches) == len(dm.val_dataset)
-    first = dm.val_dataset.__getitems__([0, 1])
-    torch.testing.assert_close(batches[0]["source"][0], first[0]["source"])
+    for _ in range(2):  # two epochs: workers are started twice
+        batches = list(loader)
+        assert sum(len(b["source"]) for b in batches) == len(dm.val_dataset)
+        torch.testing.assert_close(batches[0]["source"][0], first[0]["source"])
+
+
+def test_caching_copies_the_plate_and_reads_the_copy(plate, tmp_path, monkeypatch):
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    monkeypatch.setenv("SLURM_JOB_ID", "job42")
+    dm = _module(plate[0], caching=True)
+    assert dm.cache_path == tmp_path / "job42" / "plate.zarr"
+    dm.prepare_data()
+    assert (dm.cache_path / "A" / "1" / "0").is_dir()
+    dm.setup("fit")
+    assert str(dm.train_dataset.arrays._paths[0]).startswith(str(dm.cache_path))
+    assert next(iter(dm.val_dataloader()))["source"].shape == (4, 1, 2, 8, 8)

@@ -1,5 +1,9 @@
+import importlib.util
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 import viscy_data
 
@@ -58,3 +62,15 @@ def test_unknown_attribute_raises():
         assert "NotAThing" in str(error)
     else:
         raise AssertionError("expected AttributeError")
+
+
+@pytest.mark.parametrize("module_name", sorted(viscy_data._SUBMODULE_NAMES))
+def test_every_submodule_imports_without_optional_extras(module_name, monkeypatch):
+    for blocked in ("tensorstore", "tensordict", "pycocotools"):
+        monkeypatch.setitem(sys.modules, blocked, None)
+    path = Path(viscy_data.__file__).with_name(f"{module_name}.py")
+    # execute a fresh copy of the module source, leaving the imported module untouched
+    spec = importlib.util.spec_from_file_location(f"_probe_{module_name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert all(hasattr(module, name) for name in viscy_data._SUBMODULE_NAMES[module_name])

@@ -1,4 +1,5 @@
 import logging
+import tracemalloc
 from collections import Counter
 
 import numpy as np
@@ -234,3 +235,53 @@ def test_indices_are_positions_even_with_a_shifted_index():
     batches = list(FlexibleBatchSampler(anchors, batch_size=10, condition_balanced=False))
     assert all(0 <= i < 60 for b in batches for i in b)
     assert all(isinstance(i, int) for b in batches for i in b)
+
+
+def test_all_axes_compose_condition_leak_and_time_in_every_batch():
+    # window 0: focal anchors share one hpi value exactly, so the focal hpi is the batch's mode
+    anchors = _anchors({("a", "inf"): 2000, ("a", "mock"): 2000, ("b", "inf"): 2000, ("b", "mock"): 2000}, hours=40)
+    exps, conds = anchors["experiment"].to_numpy(), anchors["condition"].to_numpy()
+    hpi = anchors["hours_post_infection"].to_numpy()
+    sampler = FlexibleBatchSampler(
+        anchors,
+        batch_size=40,
+        leaky=0.25,
+        temporal_enrichment=True,
+        temporal_window_hours=0.0,
+        temporal_global_fraction=0.25,
+        seed=12,
+    )
+    own_focal, leaked_focal = [], []
+    for batch in _batches(sampler):
+        batch = np.asarray(batch)
+        primary = Counter(exps[batch]).most_common(1)[0][0]
+        leaked = exps[batch] != primary
+        assert Counter(conds[batch]) == {"inf": 20, "mock": 20}
+        assert Counter(conds[batch[leaked]]) == {"inf": 5, "mock": 5}  # balance holds inside the leak
+        values, counts = np.unique(hpi[batch], return_counts=True)
+        focal = values[np.argmax(counts)]
+        own_focal.append(np.sum(hpi[batch[~leaked]] == focal))
+        leaked_focal.append(np.sum(hpi[batch[leaked]] == focal))
+    # 75 % of each part is focal: 22.5 of the 30 own anchors and 7.5 of the 10 leaked ones
+    assert np.mean(own_focal) == pytest.approx(22.5, abs=0.3)
+    assert np.mean(leaked_focal) == pytest.approx(7.5, abs=0.3)
+    assert min(leaked_focal) >= 6
+
+
+def test_batch_cost_does_not_grow_with_the_number_of_anchors():
+    """A batch allocates memory for its own indices only, never an array over all anchors."""
+    n = 1_000_000
+    anchors = _anchors({("a", "inf"): n // 4, ("a", "mock"): n // 4, ("b", "inf"): n // 4, ("b", "mock"): n // 4})
+    anchors["hours_post_infection"] = np.arange(n) % 20 * 1.0
+    sampler = FlexibleBatchSampler(anchors, batch_size=64, leaky=0.1, temporal_enrichment=True, seed=13)
+    batches = iter(sampler)
+    for _ in range(50):  # the epoch start shuffles every pool once (O(N)); later batches must not
+        next(batches)
+    tracemalloc.start()
+    try:
+        for _ in range(20):
+            next(batches)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 256 * 1024  # one boolean mask over the anchors alone would take 1 MB

@@ -251,6 +251,26 @@ def test_datamodule_errors_at_setup(dataset_paths, tmp_path):
         _module(dataset_paths).setup("test")
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"source_channel": ["Phase3D", "RFP"]}, r"Channels \['RFP'\] not found in FOV 'A/\d/\d' of store .*zarr'"),
+        ({"initial_yx_patch_size": (48, 48), "final_yx_patch_size": (8, 8)}, r"\(48, 48\) is not smaller than FOV"),
+        ({"z_range": (0, 4)}, r"Z range .* exceeds image with Z=3 in FOV 'A/\d/\d'"),
+    ],
+)
+def test_datamodule_bad_settings_fail_at_setup(dataset_paths, kwargs, match):
+    dm = _module(dataset_paths, **kwargs)
+    with pytest.raises(ValueError, match=match):
+        dm.setup("fit")
+
+
+def test_tracks_csv_without_required_columns_fails_at_setup(dataset_paths):
+    write_tracks(dataset_paths[1], "A/1/1", _tracks(1).drop(columns=["y"]))
+    with pytest.raises(ValueError, match=r"A/1/1/tracks.csv' lacks required columns \['y'\]"):
+        _module(dataset_paths).setup("fit")
+
+
 def test_missing_normalization_metadata_fails_at_setup(tmp_path):
     write_hcs_plate(tmp_path / "raw.zarr", positions=POSITIONS[:2], shape=(2, 1, 32, 32), normalization=False)
     for i, name in enumerate(POSITIONS[:2]):
@@ -295,3 +315,19 @@ def test_lightning_trainer_runs_on_triplet_batches(dataset_paths, tmp_path):
     )
     trainer.fit(module, datamodule=_module(dataset_paths, num_workers=1))
     assert module.shapes[-3:] == [(4, 2, 2, 4, 4)] * 3
+
+
+def test_two_thread_workers_yield_distinct_anchors(dataset_paths):
+    torch.manual_seed(0)
+    with pytest.warns(UserWarning, match="more than 1 thread worker"):
+        dm = _module(dataset_paths, num_workers=2, batch_size=3, time_interval="any")
+    dm.setup("fit")
+    dm.train_dataset.__getitems__([0])  # tensorstore already used in this process
+    batches = list(dm.train_dataloader())
+    assert len(batches) == len(dm.train_dataset) // 3
+    anchors = [_decode(patch) for batch in batches for patch in batch["anchor"]]
+    assert len(set(anchors)) == len(anchors) == 3 * len(batches)
+    expected = {
+        (POSITIONS.index(row.fov_name), row.t, row.y, row.x) for row in dm.train_dataset.valid_anchors.itertuples()
+    }
+    assert set(anchors) <= expected

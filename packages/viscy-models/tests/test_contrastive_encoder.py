@@ -49,6 +49,9 @@ def test_resnet50_state_dict_layout():
     assert {"encoder.bn1.weight", "encoder.layer4.2.bn3.running_var"} <= keys
     assert "encoder.conv1.weight" not in keys and "encoder.fc.weight" not in keys
     assert model.stem.conv.weight.shape == (32, 1, 5, 4, 4)
+    with torch.no_grad():
+        features, projections = model.eval()(torch.rand(2, 1, 10, 64, 64))
+    assert features.shape == (2, 2048) and projections.shape == (2, 128)
 
 
 def test_dynaclr_configuration_shapes(dynaclr_encoder):
@@ -107,16 +110,14 @@ def test_projection_mlp_layout():
     assert len(mlp.state_dict()) == 14
 
 
-def test_pretrained_with_unreachable_hub_fails_fast(monkeypatch):
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # discard port: nothing listens
+def test_pretrained_with_unreachable_hub_fails_fast(unreachable_hub):
     start = time.monotonic()
     with pytest.raises(RuntimeError, match="unreachable"):
         ContrastiveEncoder("convnext_tiny", in_channels=1, in_stack_depth=5, pretrained=True)
     assert time.monotonic() - start < 15
 
 
-def test_pretrained_offline_without_cached_weights_fails_fast(monkeypatch, tmp_path):
+def test_pretrained_offline_without_cached_weights_fails_fast(unreachable_hub, monkeypatch, tmp_path):
     from huggingface_hub import constants
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

@@ -16,10 +16,14 @@ def _engine_batch(n: int, dim: int = 16, seed: int = 0) -> tuple[torch.Tensor, t
     return embeddings, labels
 
 
-def _reference_hcl(embeddings, labels, temperature, beta):
-    """The spec's formula, pair by pair in plain Python (independent of the implementation)."""
+def _cosine(embeddings):
     z = F.normalize(embeddings.double(), dim=1)
-    s = z @ z.T
+    return z @ z.T
+
+
+def _reference_hcl(embeddings, labels, temperature, beta, similarity=_cosine):
+    """The spec's formula, pair by pair in plain Python (independent of the implementation)."""
+    s = similarity(embeddings)
     n = len(labels)
     losses = []
     for i in range(n):
@@ -101,6 +105,14 @@ def test_beta_zero_equals_ntxent_with_mined_pairs():
     torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-6)
 
 
+def test_beta_zero_equals_ntxent_with_reference_embeddings():
+    embeddings, labels = _engine_batch(4, seed=8)
+    reference, reference_labels = _engine_batch(6, seed=9)
+    expected = NTXentLoss(temperature=0.2)(embeddings, labels, ref_emb=reference, ref_labels=reference_labels)
+    actual = NTXentHCL(temperature=0.2, beta=0.0)(embeddings, labels, ref_emb=reference, ref_labels=reference_labels)
+    torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("beta", [0.5, 2.0])
 def test_beta_positive_matches_the_spec_formula(beta):
     embeddings, labels = _engine_batch(6, seed=7)
@@ -115,6 +127,37 @@ def test_beta_positive_matches_the_spec_formula_with_several_positives_per_ancho
     labels = torch.randint(0, 4, (15,), generator=generator)
     expected = _reference_hcl(embeddings, labels, 0.2, 1.0)
     actual = NTXentHCL(temperature=0.2, beta=1.0)(embeddings, labels)
+    torch.testing.assert_close(actual.double(), expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_beta_zero_equals_ntxent_on_random_inputs(seed):
+    """Random sizes, dimensions, scales, label patterns (singletons, big groups) and temperatures."""
+    generator = torch.Generator().manual_seed(seed)
+    n = int(torch.randint(3, 40, (1,), generator=generator))
+    dim = int(torch.randint(2, 64, (1,), generator=generator))
+    scale = float(10 ** torch.empty(1).uniform_(-2, 2, generator=generator))
+    embeddings = (torch.randn(n, dim, generator=generator) * scale).requires_grad_(True)
+    labels = torch.randint(0, max(2, n // (seed + 1)), (n,), generator=generator)
+    temperature = float(torch.empty(1).uniform_(0.05, 1.0, generator=generator))
+    expected = NTXentLoss(temperature=temperature)(embeddings, labels)
+    actual = NTXentHCL(temperature=temperature, beta=0.0)(embeddings, labels)
+    torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-6)
+    if expected.requires_grad:
+        (expected_grad,) = torch.autograd.grad(expected, embeddings)
+        (actual_grad,) = torch.autograd.grad(actual, embeddings)
+        torch.testing.assert_close(actual_grad, expected_grad, rtol=1e-4, atol=1e-6)
+
+
+def test_beta_positive_with_a_distance_negates_it_into_a_similarity():
+    embeddings, labels = _engine_batch(5, seed=13)
+
+    def negative_distance(x):
+        z = F.normalize(x.double(), dim=1)
+        return -torch.cdist(z, z)
+
+    expected = _reference_hcl(embeddings, labels, 0.5, 1.0, similarity=negative_distance)
+    actual = NTXentHCL(temperature=0.5, beta=1.0, distance=LpDistance())(embeddings, labels)
     torch.testing.assert_close(actual.double(), expected, rtol=1e-5, atol=1e-6)
 
 

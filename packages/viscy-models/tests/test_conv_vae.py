@@ -1,5 +1,6 @@
 import pytest
 import torch
+from models_testing import state_dict_summary
 
 from viscy_models.vae import ConvVAE
 from viscy_models.vae.losses import compute_kl_divergence, vae_loss
@@ -103,3 +104,77 @@ def test_vae_loss_works_for_any_channel_count_and_checks_shapes():
     assert torch.isfinite(total)
     with pytest.raises(ValueError, match="recon shape"):
         vae_loss(torch.rand(2, 2, 4, 4), torch.rand(2, 1, 4, 4), torch.zeros(2, 3), torch.zeros(2, 3), 1.0)
+
+
+def test_output_is_softplus_on_channel_0_and_tanh_on_channel_1_of_the_cropped_decoder_output(model):
+    raw = {}
+    handle = model.decoder.deconv.register_forward_hook(lambda _module, _inputs, output: raw.update(out=output))
+    try:
+        with torch.no_grad():
+            recon, _, _ = model.eval()(torch.rand(2, 2, 128, 94))
+    finally:
+        handle.remove()
+    assert raw["out"].shape == (2, 2, 128, 96)  # decoded at the padded size, then cropped
+    cropped = raw["out"][..., :128, :94]
+    torch.testing.assert_close(recon[:, 0], torch.nn.functional.softplus(cropped[:, 0]))
+    torch.testing.assert_close(recon[:, 1], torch.tanh(cropped[:, 1]))
+
+
+def test_input_is_zero_padded_to_a_multiple_of_32(model):
+    seen = {}
+    handle = model.encoder.conv.register_forward_pre_hook(lambda _module, inputs: seen.update(x=inputs[0]))
+    x = torch.rand(1, 2, 100, 70)
+    try:
+        with torch.no_grad():
+            recon, _, _ = model.eval()(x)
+    finally:
+        handle.remove()
+    assert seen["x"].shape == (1, 2, 128, 96)
+    torch.testing.assert_close(seen["x"][..., :100, :70], x)
+    assert seen["x"][..., 100:, :].abs().sum() == 0 and seen["x"][..., :, 70:].abs().sum() == 0
+    assert recon.shape == x.shape
+
+
+def test_lazy_heads_are_sized_from_the_first_input():
+    vae = ConvVAE(latent_dim=8, input_shape=(64, 40), channels=(4, 8, 8, 8, 8))
+    assert isinstance(vae.encoder.fc_mu.weight, torch.nn.parameter.UninitializedParameter)
+    vae(torch.rand(2, 2, 64, 40))
+    assert vae.encoder.fc_mu.weight.shape == vae.encoder.fc_logvar.weight.shape == (8, 8 * 2 * 2)
+
+
+def test_sampling_leaves_the_model_unchanged(model):
+    model.train()
+    batch_norm = model.decoder.deconv[0][1]
+    before = batch_norm.running_mean.clone()
+    model.sample(4, "cpu")
+    assert model.training and model.decoder.training
+    torch.testing.assert_close(batch_norm.running_mean, before)
+
+
+def test_state_dict_loads_into_a_fresh_model_before_any_forward(model, tmp_path):
+    path = tmp_path / "conv_vae.pt"
+    torch.save(model.state_dict(), path)
+    restored = ConvVAE()
+    restored.load_state_dict(torch.load(path, weights_only=True), strict=True)
+    x = torch.rand(2, 2, 128, 94)
+    with torch.no_grad():
+        for original, loaded in zip(model.eval()(x), restored.eval()(x), strict=True):
+            torch.testing.assert_close(loaded, original)
+
+
+def test_state_dict_layout_is_pinned(model):
+    count, prefixes, keys = state_dict_summary(model)
+    # encoder: 5 x (conv 2 + batch norm 5) + fc_mu 2 + fc_logvar 2; decoder: fc 2 + 4 x 7 + last deconv 2
+    assert count == 71
+    assert prefixes == {"encoder", "decoder"}
+    for key in (
+        "encoder.conv.0.0.weight",
+        "encoder.conv.4.1.running_var",
+        "encoder.fc_mu.weight",
+        "encoder.fc_logvar.bias",
+        "decoder.fc.weight",
+        "decoder.deconv.3.1.num_batches_tracked",
+        "decoder.deconv.4.0.bias",
+    ):
+        assert key in keys
+    assert "decoder.deconv.4.1.weight" not in keys  # the last block is a bare ConvTranspose2d

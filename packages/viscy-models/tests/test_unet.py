@@ -88,6 +88,8 @@ def test_fcmae_state_dict_layout():
     assert count == 222
     assert prefixes == {"decoder", "encoder"}
     assert sum(k.startswith("encoder.") for k in keys) == 180
+    assert sum(k.startswith("decoder.") for k in keys) == 42
+    assert sum(k.startswith("encoder.stem.") for k in keys) == 6
     for key in (
         "encoder.stem.conv3d.weight",
         "encoder.stem.norm.bias",
@@ -192,7 +194,12 @@ def test_unet25d_state_dict_layout_and_shape():
     model = Unet25d(in_channels=1, out_channels=1)
     count, prefixes, keys = state_dict_summary(model)
     assert count == 147
-    assert len(prefixes) == 14 and {"bottom_transition_block", "skip_conv_layer_3"} <= prefixes
+    assert prefixes == {
+        "bottom_transition_block",
+        "terminal_block",
+        *{f"{block}_{i}" for block in ("down_conv_block", "skip_conv_layer", "up_conv_block") for i in range(4)},
+    }
+    assert sum(k.startswith("terminal_block.") for k in keys) == 9
     for key in (
         "bottom_transition_block.weight",
         "down_conv_block_0.Conv3d_0.bias",

@@ -15,6 +15,7 @@ def test_beta_vae_25d_state_dict_layout(resnet_vae):
     assert count == 470
     assert prefixes == {"decoder", "encoder"}
     assert sum(k.startswith("encoder.") for k in keys) == 325
+    assert sum(k.startswith("decoder.") for k in keys) == 145
     for key in (
         "encoder.stem.conv.weight",
         "encoder.stem.conv.bias",

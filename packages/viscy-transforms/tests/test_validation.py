@@ -15,6 +15,12 @@ BATCHED_DICT_TRANSFORMS = [
     lambda: vt.BatchedScaleIntensityRangePercentilesd(keys=["img"], lower=1, upper=99, b_min=0.0, b_max=1.0),
     lambda: vt.BatchedRandZStackShiftd(keys=["img"], prob=1.0),
     lambda: vt.BatchedRand3DElasticd(keys=["img"], sigma_range=(1, 2), magnitude_range=(1, 2), prob=1.0),
+    lambda: vt.BatchedRandFlipd(keys=["img"], prob=1.0),
+    lambda: vt.BatchedRandHistogramShiftd(keys=["img"], prob=1.0),
+    lambda: vt.BatchedRandLocalPixelShufflingd(keys=["img"], prob=1.0),
+    lambda: vt.BatchedRandSharpend(keys=["img"], prob=1.0),
+    lambda: vt.BatchedRandSpatialCropd(keys=["img"], roi_size=(1, 4, 4)),
+    lambda: vt.BatchedZoomd(keys=["img"], scale_factor=0.5, mode="nearest"),
 ]
 
 

@@ -113,3 +113,27 @@ def test_prediction_without_index_is_rejected(tmp_path):
 
     with pytest.raises(ValueError, match="'index'"):
         assemble_table([EmbeddingBatch({"features": np.zeros((2, 3))}, [0, 1])], rank=0, world_size=1)
+
+
+def test_rank_tables_merge_in_dataset_order_without_padding_duplicates():
+    """What rank 0 does with the gathered tables of a padded, shuffled 2-rank sampler (5 cells, 6 slots)."""
+    from viscy_utils.callbacks._gather import EmbeddingBatch, assemble_table, merge_tables
+
+    def rank_batches(dataset_indices: list[int]) -> list[EmbeddingBatch]:
+        ids = np.asarray(dataset_indices)
+        prediction = {
+            "features": np.stack([ids, 10 * ids], axis=1).astype(np.float32),
+            "projections": ids[:, None].astype(np.float32),
+            "index": {"fov_name": [f"A/1/{i}" for i in ids], "id": ids},
+        }
+        return [EmbeddingBatch(prediction, dataset_indices)]
+
+    rank_0 = assemble_table(rank_batches([3, 0, 4]), rank=0, world_size=2)
+    rank_1 = assemble_table(rank_batches([1, 3, 2]), rank=1, world_size=2)  # 3 is the padding repeat
+    merged = merge_tables([rank_0, rank_1])
+    np.testing.assert_array_equal(merged.index["id"], [0, 1, 2, 3, 4])
+    np.testing.assert_array_equal(merged.features, [[i, 10 * i] for i in range(5)])
+    np.testing.assert_array_equal(merged.projections[:, 0], np.arange(5))
+    assert merged.index["fov_name"].tolist() == [f"A/1/{i}" for i in range(5)]
+    swapped = merge_tables([rank_1, rank_0])
+    np.testing.assert_array_equal(swapped.features, merged.features)

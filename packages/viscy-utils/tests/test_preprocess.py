@@ -92,3 +92,26 @@ def test_write_meta_field_merges_subfields(plate):
         write_meta_field(position, {"c": 4}, "normalization", "Phase3D")
     with open_ome_zarr(path, layout="hcs", mode="r") as dataset:
         assert dataset["A/1/0"].zattrs["normalization"] == {"GFP": {"a": 1, "b": 3}, "Phase3D": {"c": 4}}
+
+
+def test_positions_are_read_in_parallel(plate, monkeypatch):
+    """Two positions must be read at the same time: a 2-party barrier breaks if reads run one by one."""
+    import threading
+
+    from viscy_utils import meta_utils
+
+    path, images = plate
+    read_position = meta_utils._grid_sample
+    barrier = threading.Barrier(2, timeout=20)
+    first_two = threading.Semaphore(2)
+
+    def read_together(position, *args):
+        if first_two.acquire(blocking=False):
+            barrier.wait()  # raises BrokenBarrierError when no second reader arrives
+        return read_position(position, *args)
+
+    monkeypatch.setattr(meta_utils, "_grid_sample", read_together)
+    generate_normalization_metadata(path, num_workers=2, channel_ids=[0], grid_spacing=GRID)
+    with open_ome_zarr(path, layout="hcs", mode="r") as dataset:
+        samples = np.stack([_grid(images[name], 0) for name in POSITIONS])
+        _assert_stats_match(dataset.zattrs["normalization"]["Phase3D"]["dataset_statistics"], samples)

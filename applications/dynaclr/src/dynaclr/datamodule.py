@@ -1,14 +1,17 @@
 """Lightning data module for DynaCLR training across several experiments.
 
 Experiments come from an ``experiments.yml``; training and validation are split by whole
-experiments. Batches are composed by ``FlexibleBatchSampler`` (experiment, condition, time) and read
-by ``MultiExperimentTripletDataset``; normalization, augmentation, the final centre crop and channel
-dropout run batched on the device in ``on_after_batch_transfer``.
+experiments. Batches are composed by ``FlexibleBatchSampler`` (experiment, condition, time; training
+batches change every epoch, validation replays the same batches every epoch, keeping the last partial
+one) and read by ``MultiExperimentTripletDataset``; normalization, augmentation, the final centre crop
+and channel dropout run batched on the device in ``on_after_batch_transfer``.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 import torch.distributed as dist
@@ -18,7 +21,7 @@ from monai.transforms import Compose, MapTransform
 from torch import Tensor
 
 from dynaclr.dataset import MultiExperimentTripletDataset, generic_channel_names
-from viscy_data._utils import BatchedCenterSpatialCropd, _transform_channel_wise
+from viscy_data._utils import BatchedCenterSpatialCropd, _check_norm_meta, _transform_channel_wise
 from viscy_data.cell_index import MultiExperimentIndex
 from viscy_data.channel_dropout import ChannelDropout
 from viscy_data.experiment import ExperimentRegistry
@@ -28,6 +31,25 @@ from viscy_data.triplet import _identity
 __all__ = ["MultiExperimentDataModule"]
 
 _logger = logging.getLogger(__name__)
+
+
+class _EpochFollowingBatchSampler(FlexibleBatchSampler):
+    """A ``FlexibleBatchSampler`` that asks ``current_epoch()`` for its epoch at every iteration.
+
+    Lightning never calls ``set_epoch`` on a custom batch sampler. Validation uses ``lambda: 0`` so it
+    sees the same batches every epoch. Where ``current_epoch()`` returns None the sampler advances its
+    own epoch.
+    """
+
+    def __init__(self, *args: Any, current_epoch: Callable[[], int | None], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._current_epoch = current_epoch
+
+    def __iter__(self) -> Iterator[list[int]]:
+        epoch = self._current_epoch()
+        if epoch is not None:
+            self.set_epoch(epoch)
+        return super().__iter__()
 
 
 class MultiExperimentDataModule(LightningDataModule):
@@ -156,7 +178,7 @@ temporal_global_fraction, experiment_weights, condition_ratio
                     f"Experiments {empty} have no valid anchors (no same-lineage observation within "
                     f"tau_range={self.tau_range} hours, or no tracks after well/FOV filters).\n{index.summary()}"
                 )
-        return MultiExperimentTripletDataset(
+        dataset = MultiExperimentTripletDataset(
             index,
             fit=fit,
             tau_range_hours=self.tau_range,
@@ -164,6 +186,10 @@ temporal_global_fraction, experiment_weights, condition_ratio
             cache_pool_bytes=self.cache_pool_bytes,
             seed=self.seed,
         )
+        for exp in registry.experiments:
+            metas = {fov: meta for (name, fov), meta in dataset.fov_norm_meta.items() if name == exp.name}
+            _check_norm_meta(self.normalizations, metas, f"{exp.data_path} (experiment '{exp.name}')")
+        return dataset
 
     def _build_transforms(self, num_channels: int) -> None:
         self._channel_names = generic_channel_names(num_channels)
@@ -217,7 +243,8 @@ temporal_global_fraction, experiment_weights, condition_ratio
 
     def _sampler(self, dataset: MultiExperimentTripletDataset, train: bool) -> FlexibleBatchSampler:
         num_replicas, rank = self._replicas()
-        return FlexibleBatchSampler(
+        sampler_class = FlexibleBatchSampler if train else partial(_EpochFollowingBatchSampler, current_epoch=lambda: 0)
+        return sampler_class(
             valid_anchors=dataset.anchors,
             batch_size=self.batch_size,
             experiment_aware=self.experiment_aware,

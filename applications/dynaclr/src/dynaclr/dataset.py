@@ -35,12 +35,16 @@ def generic_channel_names(n_channels: int) -> list[str]:
     return [f"ch_{i}" for i in range(n_channels)]
 
 
+def _position_keys(frame: pd.DataFrame) -> pd.MultiIndex:
+    """``(experiment, fov_name)`` of every row: FOV names repeat across plates, so both identify a position."""
+    return pd.MultiIndex.from_arrays([frame["experiment"].astype(str), frame["fov_name"].astype(str)])
+
+
 class _PatchTable:
     """Per-row arrays of a tracks table needed to read patches: position, time, patch origin."""
 
-    def __init__(self, frame: pd.DataFrame, position_codes: pd.Index, shapes: np.ndarray, yx_patch_size) -> None:
-        keys = frame["experiment"].astype(str) + "\0" + frame["fov_name"].astype(str)
-        self.position = position_codes.get_indexer(keys)
+    def __init__(self, frame: pd.DataFrame, positions: pd.MultiIndex, shapes: np.ndarray, yx_patch_size) -> None:
+        self.position = positions.get_indexer(_position_keys(frame))
         self.t = frame["t"].to_numpy(dtype=np.int64)
         height, width = shapes[self.position, 3], shapes[self.position, 4]
         y0 = frame["y_clamp"].to_numpy(dtype=float).astype(np.int64) - yx_patch_size[0] // 2
@@ -70,6 +74,12 @@ class MultiExperimentTripletDataset(Dataset):
     seed : int
         Seed of the positive draws: a given batch of indices gets the same positives in every run,
         whatever the loader's thread order.
+
+    Attributes
+    ----------
+    fov_norm_meta : dict[tuple[str, str], dict | None]
+        Normalization metadata of every ``(experiment, fov_name)``, keyed by ``ch_i`` (None where the
+        FOV has none).
 
     Notes
     -----
@@ -103,8 +113,7 @@ class MultiExperimentTripletDataset(Dataset):
             raise ValueError(f"MultiExperimentTripletDataset: the index has no {what}.\n{index.summary()}")
         registry = index.registry
         tracks = index.tracks
-        keys = tracks["experiment"].astype(str) + "\0" + tracks["fov_name"].astype(str)
-        codes, uniques = pd.factorize(keys)
+        codes, uniques = pd.factorize(_position_keys(tracks))
         first_rows = np.unique(codes, return_index=True)[1]
         positions = tracks["position"].to_numpy()[first_rows].tolist()
         self.arrays = PositionArrays(positions, "0", cache_pool_bytes, owner="MultiExperimentTripletDataset")
@@ -114,12 +123,15 @@ class MultiExperimentTripletDataset(Dataset):
         experiments = tracks["experiment"].to_numpy()[first_rows]
         self._position_channels = [list(registry.channel_maps[e].values()) for e in experiments]
         names = generic_channel_names(registry.num_source_channels)
-        self._norm_meta = _stack_norm_meta(
-            [
-                self._generic_norm_meta(position, registry.get_experiment(e).source_channel, names)
-                for position, e in zip(positions, experiments, strict=True)
-            ]
-        )
+        position_metas = [
+            self._generic_norm_meta(position, registry.get_experiment(e).source_channel, names)
+            for position, e in zip(positions, experiments, strict=True)
+        ]
+        fov_names = tracks["fov_name"].to_numpy()[first_rows]
+        self.fov_norm_meta = {
+            (str(e), str(fov)): meta for e, fov, meta in zip(experiments, fov_names, position_metas, strict=True)
+        }
+        self._norm_meta = _stack_norm_meta(position_metas)
         if fit:
             self._build_lineage_lookup()
 

@@ -22,7 +22,16 @@ def tau_distribution(tau_min: int, tau_max: int, decay_rate: float = 2.0) -> tup
     tuple[np.ndarray, np.ndarray]
         ``candidates`` (``tau_min..tau_max``) and ``weights`` proportional to
         ``exp(-decay_rate * (tau - tau_min) / (tau_max - tau_min))``, summing to 1.
+
+    Raises
+    ------
+    ValueError
+        If ``tau_min > tau_max``.
     """
+    if tau_min > tau_max:
+        raise ValueError(f"tau_min must be <= tau_max, got tau_min={tau_min}, tau_max={tau_max}")
+    if tau_min == tau_max:
+        return np.array([tau_min]), np.ones(1)
     candidates = np.arange(tau_min, tau_max + 1)
     weights = np.exp(-decay_rate * (candidates - tau_min) / (tau_max - tau_min))
     return candidates, weights / weights.sum()
@@ -44,6 +53,11 @@ def sample_tau(tau_min: int, tau_max: int, rng: np.random.Generator, decay_rate:
     -------
     int
         The offset, as a Python ``int``.
+
+    Raises
+    ------
+    ValueError
+        If ``tau_min > tau_max``.
     """
     if tau_min == tau_max:
         return int(tau_min)

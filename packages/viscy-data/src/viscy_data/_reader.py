@@ -1,5 +1,8 @@
 """Batched, process-safe reading of OME-Zarr position arrays with tensorstore.
 
+Readers that allow it fall back to zarr-python when tensorstore is not installed (the base install),
+reading the regions of a batch one after another.
+
 Handles are opened lazily in the process that reads and are keyed by its pid, and they are dropped
 when the reader is pickled, so a reader can be shipped to DataLoader worker processes. tensorstore
 aborts a process that forks after using it (and zarr-python's event loop is not fork-safe either), so
@@ -109,6 +112,8 @@ class PositionArrays:
         Class using the reader, named in the ImportError if tensorstore is missing.
     extra : str
         Extra of ``viscy-data`` providing tensorstore for that class.
+    zarr_fallback : bool
+        Read with zarr-python when tensorstore is not installed, instead of raising an ImportError.
     """
 
     def __init__(
@@ -118,9 +123,17 @@ class PositionArrays:
         cache_pool_bytes: int = 0,
         owner: str = "PositionArrays",
         extra: str = "triplet",
+        zarr_fallback: bool = False,
     ) -> None:
-        require("tensorstore", owner, extra)
+        self.uses_tensorstore = True
+        try:
+            require("tensorstore", owner, extra)
+        except ImportError:
+            if not zarr_fallback:
+                raise
+            self.uses_tensorstore = False
         self._specs: list[dict[str, Any]] = []
+        self._paths: list[str] = []
         self.shapes: list[tuple[int, ...]] = []
         self.dtypes: list[np.dtype] = []
         self.array_names: list[str] = []
@@ -134,6 +147,7 @@ class PositionArrays:
             driver = "zarr2" if array.metadata.zarr_format == 2 else "zarr3"
             path = Path(store_path(position)) / array.path.strip("/")
             self._specs.append({"driver": driver, "kvstore": {"driver": "file", "path": str(path)}})
+            self._paths.append(str(path))
             self.shapes.append(tuple(array.shape))
             self.dtypes.append(np.dtype(array.dtype))
             self.array_names.append(array.name)
@@ -156,27 +170,39 @@ class PositionArrays:
         return len(self._specs)
 
     def handle(self, index: int) -> Any:
-        """Return the tensorstore handle of position ``index``, opening it in this process if needed."""
+        """Return the tensorstore (or zarr) array of position ``index``, opening it in this process if needed."""
         pid = os.getpid()
         if self._pid == pid and index in self._handles:
             return self._handles[index]
-        import tensorstore as ts
-
         with self._lock:
             if self._pid != pid:
-                self._context = ts.Context(
-                    {
-                        "data_copy_concurrency": {"limit": _cpu_count()},
-                        "cache_pool": {"total_bytes_limit": self._cache_pool_bytes},
-                    }
-                )
+                self._context = self._new_context()
                 self._handles = {}
                 self._pid = pid
             if index not in self._handles:
-                self._handles[index] = ts.open(
-                    self._specs[index], context=self._context, read=True, recheck_cached_data="open"
-                ).result()
+                self._handles[index] = self._open(index)
             return self._handles[index]
+
+    def _new_context(self) -> Any:
+        if not self.uses_tensorstore:
+            return None
+        import tensorstore as ts
+
+        return ts.Context(
+            {
+                "data_copy_concurrency": {"limit": _cpu_count()},
+                "cache_pool": {"total_bytes_limit": self._cache_pool_bytes},
+            }
+        )
+
+    def _open(self, index: int) -> Any:
+        if not self.uses_tensorstore:
+            import zarr
+
+            return zarr.open_array(self._paths[index], mode="r")
+        import tensorstore as ts
+
+        return ts.open(self._specs[index], context=self._context, read=True, recheck_cached_data="open").result()
 
     def read(self, regions: Sequence[tuple[int, tuple]]) -> np.ndarray:
         """Read equally shaped regions in one batched call.
@@ -192,6 +218,8 @@ class PositionArrays:
         np.ndarray
             The regions stacked along a new first axis, in the store dtype.
         """
+        if not self.uses_tensorstore:
+            return np.stack([self.handle(index).oindex[expression] for index, expression in regions])
         import tensorstore as ts
 
         views = [self.handle(index).oindex[expression].translate_to[0] for index, expression in regions]

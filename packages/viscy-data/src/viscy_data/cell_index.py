@@ -91,6 +91,8 @@ class MultiExperimentIndex:
         tables: list[pd.DataFrame] = []
         fov_meta: list[dict] = []
         for exp in self.registry.experiments:
+            if not Path(exp.tracks_path).is_dir():
+                raise ValueError(f"Experiment '{exp.name}': tracks_path is not a directory: {exp.tracks_path}")
             plate = open_ome_zarr(exp.data_path, mode="r")  # kept open: rows hold its Position objects
             fluorescence = exp.source_channel[1] if len(exp.source_channel) > 1 else ""
             well_condition = {well: cond for cond, wells in reversed(exp.condition_wells.items()) for well in wells}

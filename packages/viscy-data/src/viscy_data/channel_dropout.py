@@ -42,10 +42,10 @@ class ChannelDropout(nn.Module):
             return x
         if max(self.channels) >= x.shape[1] or min(self.channels) < -x.shape[1]:
             raise IndexError(f"ChannelDropout channels {self.channels} out of range for {x.shape[1]} channels.")
-        channels = torch.as_tensor([c % x.shape[1] for c in self.channels], device=x.device)
+        # the mask is drawn on x's device and applied by slicing: no host-device copy or sync
         drop = torch.rand(x.shape[0], len(self.channels), device=x.device) < self.p
         drop = drop.view(*drop.shape, *([1] * (x.ndim - 2)))
         out = x.clone()
-        selected = out.index_select(1, channels)
-        out.index_copy_(1, channels, torch.where(drop, torch.zeros((), dtype=x.dtype, device=x.device), selected))
+        for j, channel in enumerate(self.channels):
+            out[:, channel].masked_fill_(drop[:, j], 0)
         return out

@@ -129,7 +129,9 @@ class CachedOmeZarrDataset(Dataset):
             raise ValueError("CachedOmeZarrDataset needs at least one FOV; the position list is empty.")
         self.channel_names = _ensure_channel_list(channel_names)
         self._channel_indices = channel_indices(positions, self.channel_names)
-        self.arrays = PositionArrays(positions, array_key, owner=type(self).__name__, extra="triplet")
+        self.arrays = PositionArrays(
+            positions, array_key, owner=type(self).__name__, extra="triplet", zarr_fallback=True
+        )
         self.fov_names = [fov_name(position) for position in positions]
         frames = np.asarray([shape[0] for shape in self.arrays.shapes])
         self._fov_of_item = np.repeat(np.arange(len(positions)), frames)

@@ -72,7 +72,9 @@ class SlidingWindowDataset(Dataset):
         self._channel_indices = channel_indices(positions, self.channel_names)
         self.z_window_size = z_window_size
         self.transform = transform
-        self.arrays = PositionArrays(positions, array_key, owner=type(self).__name__, extra="triplet")
+        self.arrays = PositionArrays(
+            positions, array_key, owner=type(self).__name__, extra="triplet", zarr_fallback=True
+        )
         self.fov_names = [fov_name(position) for position in positions]
         windows = []
         for position, (n_t, _, n_z, _, _) in zip(positions, self.arrays.shapes, strict=True):

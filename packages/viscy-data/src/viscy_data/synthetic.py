@@ -54,6 +54,13 @@ class SyntheticExperiment:
         Time between frames.
     noise : float
         Standard deviation of the additive Gaussian noise (the signal peaks at about 1).
+    relocalisation : float
+        Strength of the infected state's reporter relocalisation, from 0 (none) to 1 (nucleus about three
+        times brighter than the cytoplasm); the cell's total reporter intensity is kept.
+    debris_per_frame : int
+        Bright specks per frame, independent of the cells (debris, autofluorescence).
+    gain_flicker : float
+        Log-normal sigma of each cell's frame-to-frame reporter brightness fluctuation.
     seed : int
         Seed of every random draw.
     """
@@ -68,6 +75,9 @@ class SyntheticExperiment:
     division_fraction: float = 0.25
     interval_minutes: float = 30.0
     noise: float = 0.08
+    relocalisation: float = 1.0
+    debris_per_frame: int = 0
+    gain_flicker: float = 0.0
     seed: int = 0
 
     @property
@@ -85,7 +95,7 @@ def _simulate_tracks(exp: SyntheticExperiment, infected: bool, rng: np.random.Ge
     steps = rng.normal(scale=1.0, size=(n_cells, n_t, 2)) + drift
     steps[:, 0] = 0.0
     path = np.clip(start[:, None, :] + np.cumsum(steps, axis=1), margin, size - 1 - margin)
-    switch = rng.integers(n_t // 5, 4 * n_t // 5 + 1, size=n_cells) if infected else np.full(n_cells, n_t + 1)
+    switch = rng.integers(n_t // 10, n_t // 2 + 1, size=n_cells) if infected else np.full(n_cells, n_t + 1)
     division_time = np.where(
         rng.random(n_cells) < exp.division_fraction, rng.integers(n_t // 3, 2 * n_t // 3 + 1, size=n_cells), n_t
     )
@@ -148,6 +158,8 @@ def render_frame(
     size: int,
     noise: float,
     rng: np.random.Generator,
+    relocalisation: float = 1.0,
+    debris_per_frame: int = 0,
 ) -> np.ndarray:
     """Render one ``(2, size, size)`` frame (label-free, reporter) of all cells at once.
 
@@ -165,6 +177,10 @@ def render_frame(
         Standard deviation of the additive Gaussian noise.
     rng : np.random.Generator
         Source of the noise.
+    relocalisation : float
+        Strength of the reporter's move to the nucleus in state 1 (0 to 1), at constant total intensity.
+    debris_per_frame : int
+        Bright specks added at random places.
 
     Returns
     -------
@@ -186,11 +202,34 @@ def render_frame(
     phase = body * (0.6 + 0.25 * texture + 0.12 * infected * granules) - 0.35 * nucleus
     phase = phase * appearance["phase_gain"][:, None, None]
     cytoplasm = body - nucleus
-    reporter = np.where(infected > 0, 0.25 * cytoplasm + 1.0 * nucleus, 0.8 * cytoplasm + 0.2 * nucleus)
+    # Uninfected: cytoplasmic reporter (nucleus at 0.3). Infected: the nucleus brightens toward 2.0 and the
+    # cytoplasm dims so that the cell's total reporter intensity is unchanged.
+    nuclear_density = 0.3 + 1.7 * relocalisation * infected
+    nuclear_area, cytoplasm_area = nucleus.sum(axis=(1, 2)), cytoplasm.sum(axis=(1, 2))
+    total = cytoplasm_area + 0.3 * nuclear_area
+    cytoplasm_density = (total[:, None, None] - nuclear_density * nuclear_area[:, None, None]) / np.maximum(
+        cytoplasm_area[:, None, None], 1e-6
+    )
+    reporter = cytoplasm_density * cytoplasm + nuclear_density * nucleus
     reporter = reporter * appearance["reporter_gain"][:, None, None]
     frame = np.stack([phase.sum(axis=0), reporter.sum(axis=0)])
+    if debris_per_frame:
+        frame += _debris(debris_per_frame, size, rng)
     frame += rng.normal(scale=noise, size=frame.shape)
     return frame.astype(np.float32)
+
+
+def _debris(count: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    """``(2, size, size)`` bright specks at random places: small, sharp, brighter in the reporter channel."""
+    centers = rng.uniform(0, size, size=(count, 2))
+    radius = rng.uniform(1.0, 2.5, size=count)[:, None, None]
+    brightness = rng.lognormal(0.0, 0.5, size=(count, 2)) * np.array([0.4, 1.2])
+    grid = np.arange(size, dtype=np.float32)
+    dist2 = (grid[None, :, None] - centers[:, 0, None, None]) ** 2 + (
+        grid[None, None, :] - centers[:, 1, None, None]
+    ) ** 2
+    specks = np.exp(-dist2 / (2 * radius**2))
+    return np.einsum("nc,nyx->cyx", brightness, specks)
 
 
 def _render_position(tracks: pd.DataFrame, exp: SyntheticExperiment, rng: np.random.Generator) -> np.ndarray:
@@ -205,7 +244,11 @@ def _render_position(tracks: pd.DataFrame, exp: SyntheticExperiment, rng: np.ran
         per_cell["radius"] = per_cell["radius"] * np.where(frame_tracks["parent_track_id"].to_numpy() >= 0, 0.8, 1.0)
         centers = frame_tracks[["y", "x"]].to_numpy(dtype=np.float32)
         state = frame_tracks["infection_state"].to_numpy()
-        movie[t, :, 0] = render_frame(centers, state, per_cell, exp.image_size, exp.noise, rng)
+        if exp.gain_flicker:
+            per_cell["reporter_gain"] = per_cell["reporter_gain"] * rng.lognormal(0.0, exp.gain_flicker, len(lineage))
+        movie[t, :, 0] = render_frame(
+            centers, state, per_cell, exp.image_size, exp.noise, rng, exp.relocalisation, exp.debris_per_frame
+        )
     return movie
 
 

@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlparse
+from urllib.request import getproxies, proxy_bypass
 
 import timm
 from torch import nn
@@ -17,11 +18,20 @@ def _offline_mode() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "0").strip().lower() in {"1", "true", "yes", "on"}
 
 
-def _hub_reachable(timeout_s: float = HUB_PROBE_TIMEOUT_S) -> bool:
+def _probe_address() -> tuple[str, int]:
+    """Host and port a download would connect to first: the hub itself, or the proxy configured for it."""
     endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
-    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    target = endpoint
+    proxy = getproxies().get(endpoint.scheme)
+    if proxy and not proxy_bypass(endpoint.hostname or ""):
+        target = urlparse(proxy if "://" in proxy else f"http://{proxy}")
+    default_port = 443 if target.scheme == "https" else 80
+    return target.hostname or "", target.port or default_port
+
+
+def _hub_reachable(host: str, port: int, timeout_s: float = HUB_PROBE_TIMEOUT_S) -> bool:
     try:
-        with socket.create_connection((endpoint.hostname, port), timeout=timeout_s):
+        with socket.create_connection((host, port), timeout=timeout_s):
             return True
     except OSError:
         return False
@@ -61,15 +71,17 @@ def load_pretrained(name: str, build: Callable[[], nn.Module]) -> nn.Module:
     Raises
     ------
     RuntimeError
-        If the hub is unreachable (probed with a short timeout) or the weights are not in the local cache
-        while ``HF_HUB_OFFLINE=1``.
+        If the hub (or the proxy configured for it) is unreachable (probed with a short timeout) or the
+        weights are not in the local cache while ``HF_HUB_OFFLINE=1``.
     """
-    if not _offline_mode() and not _hub_reachable():
-        raise RuntimeError(
-            f"pretrained=True for '{name}' but the Hugging Face hub is unreachable "
-            f"(no connection within {HUB_PROBE_TIMEOUT_S:.0f} s). Use pretrained=False, or pre-download the "
-            "weights and set HF_HUB_OFFLINE=1 to load them from the local cache."
-        )
+    if not _offline_mode():
+        host, port = _probe_address()
+        if not _hub_reachable(host, port):
+            raise RuntimeError(
+                f"pretrained=True for '{name}' but the Hugging Face hub is unreachable (no connection to "
+                f"{host}:{port} within {HUB_PROBE_TIMEOUT_S:.0f} s). Use pretrained=False, or pre-download the "
+                "weights and set HF_HUB_OFFLINE=1 to load them from the local cache."
+            )
     try:
         with _hub_offline_if_requested():
             return build()

@@ -11,10 +11,11 @@ fields (noise volumes, displacement fields) are drawn directly on the data's dev
 ``torch.Generator`` seeded from ``self.R``, so image data never leaves its device.
 """
 
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Mapping, MutableMapping, Sequence
 
 import numpy as np
 import torch
+from monai.data.meta_tensor import MetaTensor
 from monai.transforms import MapTransform, Randomizable
 from torch import Tensor
 
@@ -23,6 +24,7 @@ __all__ = [
     "BatchedRandDict",
     "BatchedRandomTransform",
     "as_pair",
+    "as_plain_tensor",
     "check_batched",
     "device_generator",
     "draw_coins",
@@ -74,8 +76,13 @@ def as_pair(value: float | Sequence[float], name: str, symmetric: bool = False) 
     return min(values), max(values)
 
 
+def as_plain_tensor(tensor: Tensor) -> Tensor:
+    """Return ``tensor`` as a plain ``torch.Tensor`` (a MONAI ``MetaTensor`` is unwrapped without copying)."""
+    return tensor.as_tensor() if isinstance(tensor, MetaTensor) else tensor
+
+
 def check_batched(key: Hashable, value: object, ndim: int | Sequence[int] = BATCHED_NDIM) -> Tensor:
-    """Check that ``value`` is a tensor with one of the expected ranks and return it.
+    """Check that ``value`` is a tensor with one of the expected ranks and return it as a plain tensor.
 
     Raises
     ------
@@ -92,18 +99,22 @@ def check_batched(key: Hashable, value: object, ndim: int | Sequence[int] = BATC
         raise ValueError(
             f"key '{key}': expected a {expected} batched tensor (B, C, [Z,] Y, X), got shape {tuple(value.shape)}"
         )
-    return value
+    return as_plain_tensor(value)
 
 
 def present_batched_keys(
-    transform: MapTransform, data: Mapping, ndim: int | Sequence[int] = BATCHED_NDIM
+    transform: MapTransform, data: MutableMapping, ndim: int | Sequence[int] = BATCHED_NDIM
 ) -> list[Hashable]:
     """Validate and return the keys of ``transform`` present in ``data`` (missing keys raise unless allowed).
 
-    All present entries must be tensors of the given rank(s) with the same batch size.
+    All present entries must be tensors of the given rank(s) with the same batch size. ``data`` is the
+    transform's own shallow copy of its input: ``MetaTensor`` entries are replaced by plain tensors, so that
+    batched transforms return plain ``torch.Tensor``.
     """
     keys = list(transform.key_iterator(data))
-    batch_sizes = {key: len(check_batched(key, data[key], ndim)) for key in keys}
+    for key in keys:
+        data[key] = check_batched(key, data[key], ndim)
+    batch_sizes = {key: len(data[key]) for key in keys}
     if len(set(batch_sizes.values())) > 1:
         raise ValueError(f"{type(transform).__name__}: keys have different batch sizes {batch_sizes}")
     return keys
@@ -155,7 +166,7 @@ class BatchedRandomTransform(Randomizable):
 
     def __call__(self, img: Tensor, randomize: bool = True) -> Tensor:
         """Transform ``img`` ``(B, C, Z, Y, X)``, drawing new per-sample parameters if ``randomize``."""
-        check_batched("img", img, self.ndim)
+        img = check_batched("img", img, self.ndim)
         if randomize:
             self.randomize(img)
         if self._batch_size is None:

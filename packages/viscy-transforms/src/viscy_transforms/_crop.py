@@ -4,12 +4,11 @@ from collections.abc import Hashable, Mapping, Sequence
 
 import numpy as np
 import torch
-from monai.data.meta_tensor import MetaTensor
 from monai.transforms import CenterSpatialCrop, Cropd, RandCropd, RandSpatialCrop
 from monai.utils import fall_back_tuple
 from torch import Tensor
 
-from viscy_transforms._base import check_batched, present_batched_keys, seed_from_global_rng
+from viscy_transforms._base import as_plain_tensor, check_batched, present_batched_keys, seed_from_global_rng
 
 __all__ = [
     "BatchedCenterSpatialCrop",
@@ -17,10 +16,6 @@ __all__ = [
     "BatchedRandSpatialCrop",
     "BatchedRandSpatialCropd",
 ]
-
-
-def _plain(tensor: Tensor) -> Tensor:
-    return tensor.as_tensor() if isinstance(tensor, MetaTensor) else tensor
 
 
 class BatchedCenterSpatialCrop(CenterSpatialCrop):
@@ -38,9 +33,9 @@ class BatchedCenterSpatialCrop(CenterSpatialCrop):
 
     def __call__(self, img: Tensor, lazy: bool | None = None) -> Tensor:  # type: ignore[override]
         """Crop ``img`` (2-D or 3-D spatial) and return a plain tensor view on the same device."""
-        check_batched("img", img, ndim=(4, 5))
+        img = check_batched("img", img, ndim=(4, 5))
         slices = self.compute_slices(img.shape[2:])
-        return _plain(img[(slice(None), slice(None), *slices)])
+        return img[(slice(None), slice(None), *slices)]
 
 
 class BatchedCenterSpatialCropd(Cropd):
@@ -112,6 +107,7 @@ class BatchedRandSpatialCrop(RandSpatialCrop):
         """Crop ``img`` ``(B, C, Z, Y, X)`` at the per-sample origins (drawn now if ``randomize``)."""
         if img.ndim != 5:
             raise ValueError(f"BatchedRandSpatialCrop only supports 3D data (B, C, Z, Y, X), got {tuple(img.shape)}")
+        img = as_plain_tensor(img)
         if randomize:
             self.randomize(img.shape[2:], batch_size=img.shape[0])
         if self._starts is None or self._crop_size is None:
@@ -123,7 +119,7 @@ class BatchedRandSpatialCrop(RandSpatialCrop):
         batch = torch.arange(img.shape[0], device=img.device)[:, None, None, None]
         # advanced indices around the channel slice put the indexed dims first: (B, Zc, Yc, Xc, C)
         patches = img[batch, :, z[:, :, None, None], y[:, None, :, None], x[:, None, None, :]]
-        return _plain(patches.permute(0, 4, 1, 2, 3))
+        return patches.permute(0, 4, 1, 2, 3)
 
 
 class BatchedRandSpatialCropd(RandCropd):

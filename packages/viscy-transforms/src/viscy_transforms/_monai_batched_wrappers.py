@@ -14,7 +14,6 @@ from typing import Any
 import monai.transforms as mt
 import numpy as np
 import torch
-from monai.data.meta_tensor import MetaTensor
 from monai.transforms import MapTransform
 
 from viscy_transforms._affine import MonaiBatchedRandAffined
@@ -35,17 +34,13 @@ __all__ = [
 
 
 class _BatchedDispatch:
-    """Mixin: send 5-D batches to ``self.batched``, anything else to the MONAI parent."""
+    """Mixin: send 5-D batches to ``self.batched`` (which returns plain tensors), anything else to the MONAI parent."""
 
     batched: MapTransform
 
     def __call__(self, data: Mapping[Hashable, Any], *args: Any, **kwargs: Any) -> Any:
         if is_batched_input(self, data):
-            d = dict(data)
-            for key in self.key_iterator(d):
-                if isinstance(d[key], MetaTensor):
-                    d[key] = d[key].as_tensor()
-            return self.batched(d)
+            return self.batched(data)
         return super().__call__(data, *args, **kwargs)
 
 

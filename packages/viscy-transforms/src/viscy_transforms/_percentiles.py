@@ -86,7 +86,7 @@ class BatchedScaleIntensityRangePercentiles(Transform):
 
     def __call__(self, img: Tensor) -> Tensor:
         """Rescale ``img`` ``(B, C, *spatial)``."""
-        check_batched("img", img, _BATCHED_RANKS)
+        img = check_batched("img", img, _BATCHED_RANKS)
         x = img.to(img.dtype if img.is_floating_point() else torch.float32)
         flat = x.flatten(2) if self.channel_wise else x.flatten(1)
         view = flat.shape[:-1] + (1,) * (x.ndim - flat.ndim + 1)

@@ -40,7 +40,7 @@ class BatchedZoom(Transform):
 
     def __call__(self, sample: Tensor) -> Tensor:
         """Zoom ``sample``."""
-        check_batched("img", sample, (3, 4, 5))
+        sample = check_batched("img", sample, (3, 4, 5))
         return F.interpolate(
             sample,
             scale_factor=self.scale_factor,

@@ -46,8 +46,9 @@ class ContrastiveEncoder(nn.Module):
 
     Parameters
     ----------
-    backbone : {"convnext_tiny", "convnextv2_tiny", "resnet50"}
-        timm backbone name.
+    backbone : {"convnext_tiny", "convnextv2_tiny", "resnet50"} or str
+        timm backbone name: the DynaCLR ones, or any other timm ``convnext*``/``resnet*`` model (e.g. the
+        small ``convnext_atto`` for CPU runs).
     in_channels : int
         Input channels.
     in_stack_depth : int
@@ -73,7 +74,7 @@ class ContrastiveEncoder(nn.Module):
 
     def __init__(
         self,
-        backbone: Literal["convnext_tiny", "convnextv2_tiny", "resnet50"],
+        backbone: Literal["convnext_tiny", "convnextv2_tiny", "resnet50"] | str,
         in_channels: int,
         in_stack_depth: int,
         stem_kernel_size: tuple[int, int, int] = (5, 4, 4),

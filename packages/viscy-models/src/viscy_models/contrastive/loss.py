@@ -16,11 +16,15 @@ __all__ = ["NTXentHCL"]
 _ESTIMATORS = ("hcl", "robinson")
 
 
-def _masked_logsumexp(values: Tensor, mask: Tensor, row_has_any: Tensor) -> Tensor:
-    """Row-wise log-sum-exp over ``mask``; ``-inf`` for rows without any masked entry (with finite gradients)."""
-    keep = mask | ~row_has_any.unsqueeze(1)
-    lse = values.masked_fill(~keep, float("-inf")).logsumexp(dim=1)
-    return torch.where(row_has_any, lse, torch.full_like(lse, float("-inf")))
+def _negatives_only(similarity: Tensor, neg_mask: Tensor, has_neg: Tensor) -> Tensor:
+    """``similarity`` with ``-inf`` outside the negatives (rows without negatives are kept whole, for finite grads)."""
+    return similarity.masked_fill(~(neg_mask | ~has_neg.unsqueeze(1)), float("-inf"))
+
+
+def _scaled_logsumexp(negatives: Tensor, scale: float, has_neg: Tensor) -> Tensor:
+    """Row-wise ``log sum_k exp(scale * s_ik)`` over the negatives (``scale > 0``); ``-inf`` for rows without any."""
+    lse = (negatives * scale).logsumexp(dim=1)
+    return torch.where(has_neg, lse, torch.full_like(lse, float("-inf")))
 
 
 class NTXentHCL(NTXentLoss):
@@ -115,10 +119,12 @@ class NTXentHCL(NTXentLoss):
         pos_logits = similarity[anchors, positives] / self.temperature
         num_neg = neg_mask.sum(dim=1)
         has_neg = num_neg > 0
+        negatives = _negatives_only(similarity, neg_mask, has_neg)
+        del similarity, pos_mask, neg_mask  # free N x N buffers that backward does not need
         if self.estimator == "hcl":
-            losses = self._hcl_losses(similarity, neg_mask, num_neg, has_neg, anchors, pos_logits)
+            losses = self._hcl_losses(negatives, num_neg, has_neg, anchors, pos_logits)
         else:
-            losses = self._robinson_losses(similarity, neg_mask, num_neg, has_neg, anchors, pos_logits)
+            losses = self._robinson_losses(negatives, num_neg, has_neg, anchors, pos_logits)
         return {"loss": {"losses": losses, "indices": (anchors, positives), "reduction_type": "pos_pair"}}
 
     @staticmethod
@@ -145,39 +151,27 @@ class NTXentHCL(NTXentLoss):
         return pos_mask, neg_mask
 
     def _hcl_losses(
-        self,
-        similarity: Tensor,
-        neg_mask: Tensor,
-        num_neg: Tensor,
-        has_neg: Tensor,
-        anchors: Tensor,
-        pos_logits: Tensor,
+        self, negatives: Tensor, num_neg: Tensor, has_neg: Tensor, anchors: Tensor, pos_logits: Tensor
     ) -> Tensor:
         # log sum_k w~_ik e^{s_ik/t} = log M_i - LSE_k(beta s_ik) + LSE_k((beta + 1/t) s_ik)
-        log_neg = _masked_logsumexp(similarity * (self.beta + 1 / self.temperature), neg_mask, has_neg)
+        log_neg = _scaled_logsumexp(negatives, self.beta + 1 / self.temperature, has_neg)
         if self.beta > 0:
-            log_weight_sum = _masked_logsumexp(similarity * self.beta, neg_mask, has_neg)
+            log_weight_sum = _scaled_logsumexp(negatives, self.beta, has_neg)
             log_weight_sum = torch.where(has_neg, log_weight_sum.clamp_min(math.log(1e-8)), log_weight_sum)
-            log_neg = log_neg + torch.log(num_neg.to(similarity.dtype)) - log_weight_sum
+            log_neg = log_neg + torch.log(num_neg.to(negatives.dtype)) - log_weight_sum
             log_neg = torch.where(has_neg, log_neg, torch.full_like(log_neg, float("-inf")))
         ratio = torch.sigmoid(pos_logits - log_neg[anchors])
-        return -torch.log(ratio + c_f.small_val(similarity.dtype))
+        return -torch.log(ratio + c_f.small_val(negatives.dtype))
 
     def _robinson_losses(
-        self,
-        similarity: Tensor,
-        neg_mask: Tensor,
-        num_neg: Tensor,
-        has_neg: Tensor,
-        anchors: Tensor,
-        pos_logits: Tensor,
+        self, negatives: Tensor, num_neg: Tensor, has_neg: Tensor, anchors: Tensor, pos_logits: Tensor
     ) -> Tensor:
         t = self.temperature
-        count = num_neg.to(similarity.dtype)
+        count = num_neg.to(negatives.dtype)
         # log of the importance-weighted negative sum, weights exp(beta s / t) normalised to mean 1
-        log_neg = _masked_logsumexp(similarity * ((self.beta + 1) / t), neg_mask, has_neg)
+        log_neg = _scaled_logsumexp(negatives, (self.beta + 1) / t, has_neg)
         if self.beta > 0:
-            log_weight_sum = _masked_logsumexp(similarity * (self.beta / t), neg_mask, has_neg)
+            log_weight_sum = _scaled_logsumexp(negatives, self.beta / t, has_neg)
             log_neg = torch.where(has_neg, log_neg + torch.log(count) - log_weight_sum, log_neg)
         log_neg = log_neg[anchors]
         count = count[anchors]

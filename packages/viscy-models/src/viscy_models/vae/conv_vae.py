@@ -169,6 +169,15 @@ class ConvVAE(nn.Module):
 
     @torch.no_grad()
     def sample(self, n: int, device: torch.device | str) -> Tensor:
-        """Decode ``n`` draws from the prior to (n, 2, *input_shape)."""
+        """Decode ``n`` draws from the prior to (n, 2, *input_shape).
+
+        The decoder runs in eval mode (running BatchNorm statistics, no dropout) and is left in the mode it
+        was in, so sampling never changes the model.
+        """
         z = torch.randn(n, self.latent_dim, device=device)
-        return self.decoder(z, self.input_shape)
+        was_training = self.decoder.training
+        self.decoder.eval()
+        try:
+            return self.decoder(z, self.input_shape)
+        finally:
+            self.decoder.train(was_training)
