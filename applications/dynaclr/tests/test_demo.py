@@ -18,8 +18,13 @@ from dynaclr.demo.evaluate import labelled_embeddings, probe_accuracy
 
 @pytest.fixture(scope="module")
 def fast_demo(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("demo") / "run"
-    result = CliRunner().invoke(dynaclr, ["demo", "--fast", "--workdir", str(workdir)], catch_exceptions=False)
+    root = tmp_path_factory.mktemp("demo")
+    workdir, cwd = root / "run", root / "cwd"
+    cwd.mkdir()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(cwd)
+        result = CliRunner().invoke(dynaclr, ["demo", "--fast", "--workdir", str(workdir)], catch_exceptions=False)
+    assert not any(cwd.iterdir()), "the demo must write only into its work folder"
     return workdir, result
 
 
@@ -38,7 +43,16 @@ def test_fast_demo_prints_both_probe_accuracies(fast_demo):
 
 def test_fast_demo_writes_every_artifact(fast_demo):
     workdir, _ = fast_demo
-    for name in ("report.md", "fit.yml", "predict_trained.yml", "checkpoints/last.ckpt", "data/experiments.yml"):
+    artifacts = (
+        "report.md",
+        "fit.yml",
+        "predict_trained.yml",
+        "checkpoints/last.ckpt",
+        "data/experiments.yml",
+        "logs/predict_trained/config.yaml",
+        "logs/predict_random/config.yaml",
+    )
+    for name in artifacts:
         assert (workdir / name).is_file(), name
     assert (workdir / "embeddings.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     report = (workdir / "report.md").read_text()

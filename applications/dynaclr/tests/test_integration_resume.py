@@ -2,8 +2,8 @@
 
 Without channel dropout and augmentation the data pipeline is deterministic (positives are seeded by the
 dataset), so the state that has to survive the interruption is the model, the optimizer, the loop counters
-and the position of FlexibleBatchSampler in its epoch sequence. With channel dropout the random state of
-the masks has to survive too.
+and the position of FlexibleBatchSampler in its epoch sequence. With channel dropout and augmentations the
+random draws of the resumed epoch have to match too.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from dynaclr.datamodule import MultiExperimentDataModule
 from dynaclr.engine import ContrastiveModule
 from dynaclr.loss import NTXentHCL
+from viscy_transforms import RandAffined, RandGaussianNoised
 
 
 @pytest.fixture(scope="module")
@@ -37,9 +38,27 @@ class AnchorSums(Callback):
         self.per_epoch.setdefault(trainer.current_epoch, []).append(float(batch["anchor"].double().sum()))
 
 
-def _fit(plates, root: Path, max_epochs: int, ckpt_path: Path | None = None, init_seed: int = 0, dropout: float = 0.0):
-    seed_everything(0)
-    torch.manual_seed(init_seed)
+def _augmentations() -> list:
+    keys = ["ch_0", "ch_1"]
+    return [
+        RandAffined(
+            keys=keys, prob=0.8, rotate_range=[3.14, 0.0, 0.0], shear_range=[0.0, 0.0, 0.0], scale_range=[0.0, 0.2, 0.2]
+        ),
+        RandGaussianNoised(keys=keys, prob=0.5, mean=0.0, std=0.2),
+    ]
+
+
+def _fit(
+    plates,
+    root: Path,
+    max_epochs: int,
+    ckpt_path: Path | None = None,
+    init_seed: int = 0,
+    dropout: float = 0.0,
+    augment: bool = False,
+):
+    # a different global seed per run: whatever must match between runs may not come from the global RNG
+    seed_everything(init_seed)
     model = ContrastiveModule(
         TinyEncoder(in_channels=2),
         loss_function=NTXentHCL(temperature=0.5, beta=0.5),
@@ -60,9 +79,11 @@ def _fit(plates, root: Path, max_epochs: int, ckpt_path: Path | None = None, ini
         temporal_enrichment=True,
         leaky=0.25,
         channel_dropout_prob=dropout,
+        augmentations=_augmentations() if augment else None,
         seed=3,
     )
     sums = AnchorSums()
+    torch.manual_seed(init_seed)
     checkpoints = ModelCheckpoint(dirpath=root / "checkpoints", save_top_k=-1, every_n_epochs=1)
     trainer = Trainer(
         accelerator="cpu",
@@ -79,31 +100,18 @@ def _fit(plates, root: Path, max_epochs: int, ckpt_path: Path | None = None, ini
     return trainer, model, sums
 
 
-SAMPLER_EPOCH_BUG = (
-    "FlexibleBatchSampler's epoch is not restored on resume: Lightning's _set_sampler_epoch only calls "
-    "set_epoch on dataloader.sampler / dataloader.batch_sampler.sampler, never on a custom batch sampler, and "
-    "MultiExperimentDataModule.train_dataloader builds a fresh sampler at epoch 0, so the resumed epoch replays "
-    "epoch 0's batches"
-)
-DROPOUT_RNG_BUG = (
-    "ChannelDropout draws its masks from the global torch RNG, which Lightning checkpoints do not save, so the "
-    "resumed epoch drops other channels than the uninterrupted run (in addition to: " + SAMPLER_EPOCH_BUG + ")"
-)
-
-
 @pytest.mark.parametrize(
-    "dropout",
-    [
-        pytest.param(0.0, marks=pytest.mark.xfail(strict=True, reason=SAMPLER_EPOCH_BUG), id="deterministic"),
-        pytest.param(0.5, marks=pytest.mark.xfail(strict=True, reason=DROPOUT_RNG_BUG), id="channel-dropout"),
-    ],
+    ("dropout", "augment"),
+    [(0.0, False), (0.5, False), (0.5, True)],
+    ids=["deterministic", "channel-dropout", "augmented"],
 )
-def test_resumed_run_reaches_the_weights_of_an_uninterrupted_run(two_experiment_plates, tmp_path, dropout):
-    full_trainer, full, full_sums = _fit(two_experiment_plates, tmp_path / "full", max_epochs=2, dropout=dropout)
-    first_trainer, first, _ = _fit(two_experiment_plates, tmp_path / "first", max_epochs=1, dropout=dropout)
+def test_resumed_run_reaches_the_weights_of_an_uninterrupted_run(two_experiment_plates, tmp_path, dropout, augment):
+    options = {"dropout": dropout, "augment": augment}
+    full_trainer, full, full_sums = _fit(two_experiment_plates, tmp_path / "full", max_epochs=2, **options)
+    first_trainer, first, _ = _fit(two_experiment_plates, tmp_path / "first", max_epochs=1, **options)
     (checkpoint,) = (tmp_path / "first" / "checkpoints").glob("epoch=0-*.ckpt")
     resumed_trainer, resumed, resumed_sums = _fit(
-        two_experiment_plates, tmp_path / "resumed", max_epochs=2, ckpt_path=checkpoint, init_seed=1, dropout=dropout
+        two_experiment_plates, tmp_path / "resumed", max_epochs=2, ckpt_path=checkpoint, init_seed=1, **options
     )
 
     steps_per_epoch = first_trainer.global_step
@@ -126,7 +134,7 @@ def test_resumed_run_reaches_the_weights_of_an_uninterrupted_run(two_experiment_
 
 
 def test_resume_restores_weights_optimizer_and_counters_for_the_same_batches(two_experiment_plates, tmp_path):
-    """The part of resuming that works today: identical first epoch, restored counters and state."""
+    """The checkpoint holds the first epoch's counters and weights; a second run of the same seed repeats it."""
     _, first, first_sums = _fit(two_experiment_plates, tmp_path / "first", max_epochs=1)
     (checkpoint,) = (tmp_path / "first" / "checkpoints").glob("epoch=0-*.ckpt")
     state = torch.load(checkpoint, weights_only=False)

@@ -82,3 +82,16 @@ def test_each_sample_is_drawn_independently():
     out = ChannelDropout([0], p=0.5).train()(torch.ones(64, 1, 1, 1, 1))
     dropped = out.flatten().eq(0)
     assert 0 < int(dropped.sum()) < 64  # neither all nor none of the samples share one draw
+
+
+def test_generator_makes_the_mask_reproducible_whatever_the_global_rng():
+    dropout = ChannelDropout([0, 1], p=0.5).train()
+    x = torch.ones(64, 3, 1, 2, 2)
+    torch.manual_seed(1)
+    first = dropout(x, generator=torch.Generator().manual_seed(7))
+    torch.manual_seed(2)
+    again = dropout(x, generator=torch.Generator().manual_seed(7))
+    other = dropout(x, generator=torch.Generator().manual_seed(8))
+    torch.testing.assert_close(first, again)
+    assert not torch.equal(first, other)
+    assert 0 < int((first[:, :2] == 0).sum()) < first[:, :2].numel()

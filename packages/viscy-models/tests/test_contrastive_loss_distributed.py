@@ -6,8 +6,8 @@ import sys
 from pathlib import Path
 
 import torch
-
 from _ddp_loss_gather_script import ESTIMATORS, LOSS_KWARGS, PAIRS_PER_RANK, model, rank_inputs
+
 from viscy_models.contrastive.loss import NTXentHCL
 
 SCRIPT = Path(__file__).with_name("_ddp_loss_gather_script.py")

@@ -2,18 +2,23 @@
 
 Experiments come from an ``experiments.yml``; training and validation are split by whole
 experiments. Batches are composed by ``FlexibleBatchSampler`` (experiment, condition, time; training
-batches change every epoch, validation replays the same batches every epoch, keeping the last partial
-one) and read by ``MultiExperimentTripletDataset``; normalization, augmentation, the final centre crop
-and channel dropout run batched on the device in ``on_after_batch_transfer``.
+batches follow the trainer's epoch, validation replays the same batches every epoch, keeping the last
+partial one) and read by ``MultiExperimentTripletDataset``; normalization, augmentation, the final
+centre crop and channel dropout run batched on the device in ``on_after_batch_transfer``.
+
+Every random draw of training is a function of ``seed``, the trainer's epoch, the rank and the number
+of batches trained so far, all of which Lightning checkpoints: a run resumed from a checkpoint sees
+the same batches, augmentations and dropped channels as an uninterrupted one.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from functools import partial
 from typing import Any
 
+import numpy as np
+import torch
 import torch.distributed as dist
 from lightning.pytorch import LightningDataModule
 from monai.data import ThreadDataLoader, set_track_meta
@@ -36,9 +41,10 @@ _logger = logging.getLogger(__name__)
 class _EpochFollowingBatchSampler(FlexibleBatchSampler):
     """A ``FlexibleBatchSampler`` that asks ``current_epoch()`` for its epoch at every iteration.
 
-    Lightning never calls ``set_epoch`` on a custom batch sampler. Validation uses ``lambda: 0`` so it
-    sees the same batches every epoch. Where ``current_epoch()`` returns None the sampler advances its
-    own epoch.
+    Lightning never calls ``set_epoch`` on a custom batch sampler. Training follows the trainer's
+    ``current_epoch`` (so a resumed run continues the epoch sequence where it stopped); validation uses
+    ``lambda: 0`` so it sees the same batches every epoch. Where ``current_epoch()`` returns None the
+    sampler advances its own epoch.
     """
 
     def __init__(self, *args: Any, current_epoch: Callable[[], int | None], **kwargs: Any) -> None:
@@ -241,10 +247,14 @@ temporal_global_fraction, experiment_weights, condition_ratio
             return dist.get_world_size(), dist.get_rank()
         return 1, 0
 
+    def _trainer_epoch(self) -> int | None:
+        """The attached trainer's epoch (restored from a checkpoint on resume), or None without a trainer."""
+        return self.trainer.current_epoch if self.trainer is not None else None
+
     def _sampler(self, dataset: MultiExperimentTripletDataset, train: bool) -> FlexibleBatchSampler:
         num_replicas, rank = self._replicas()
-        sampler_class = FlexibleBatchSampler if train else partial(_EpochFollowingBatchSampler, current_epoch=lambda: 0)
-        return sampler_class(
+        current_epoch = self._trainer_epoch if train else lambda: 0
+        return _EpochFollowingBatchSampler(
             valid_anchors=dataset.anchors,
             batch_size=self.batch_size,
             experiment_aware=self.experiment_aware,
@@ -259,6 +269,7 @@ temporal_global_fraction, experiment_weights, condition_ratio
             rank=rank,
             seed=self.seed,
             drop_last=train,
+            current_epoch=current_epoch,
         )
 
     def _loader(self, dataset: MultiExperimentTripletDataset, **kwargs: Any) -> ThreadDataLoader:
@@ -278,12 +289,34 @@ temporal_global_fraction, experiment_weights, condition_ratio
         return self._loader(self.predict_dataset, batch_size=self.batch_size, shuffle=False, drop_last=False)
 
     # ------------------------------------------------------------------ device side
+    def _training_batch_seed(self) -> int | None:
+        """Seed of the random draws of the training batch being transferred (None without a trainer).
+
+        Derived from ``seed``, the global rank and the number of training batches fetched before this
+        one, which Lightning's checkpoints restore.
+        """
+        if self.trainer is None:
+            return None
+        batches_before = self.trainer.fit_loop.epoch_loop.batch_progress.total.ready
+        sequence = np.random.SeedSequence([self.seed, self.trainer.global_rank, batches_before])
+        return int(sequence.generate_state(1)[0])
+
     def on_after_batch_transfer(self, batch: dict | Tensor, dataloader_idx: int) -> dict | Tensor:
-        """Normalise, augment (training only), crop, then drop channels (training only) on the device."""
+        """Normalise, augment (training only), crop, then drop channels (training only) on the device.
+
+        In training, the augmentations and the channel dropout are reseeded for every batch from
+        ``seed``, the rank and the batch count (see the module notes on resuming).
+        """
         if isinstance(batch, Tensor):
             return batch
         training = self.trainer is None or self.trainer.training
         transform = self._augmentation_transform if training else self._no_augmentation_transform
+        dropout_generator = None
+        batch_seed = self._training_batch_seed() if training else None
+        if batch_seed is not None:
+            transform.set_random_state(seed=batch_seed)
+            device = next(value.device for value in batch.values() if isinstance(value, Tensor))
+            dropout_generator = torch.Generator(device=device).manual_seed(batch_seed)
         for key in ("anchor", "positive", "negative"):
             if key not in batch:
                 continue
@@ -294,5 +327,5 @@ temporal_global_fraction, experiment_weights, condition_ratio
         self.channel_dropout.train(training)
         for key in ("anchor", "positive"):
             if key in batch:
-                batch[key] = self.channel_dropout(batch[key])
+                batch[key] = self.channel_dropout(batch[key], generator=dropout_generator)
         return batch

@@ -25,13 +25,16 @@ class ChannelDropout(nn.Module):
         self.channels = list(channels)
         self.p = p
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Return ``x`` with dropped channels zeroed (a new tensor), or ``x`` itself when inactive.
 
         Parameters
         ----------
         x : Tensor
             Batch of shape ``(B, C, ...)``, e.g. ``(B, C, Z, Y, X)``.
+        generator : torch.Generator | None
+            Generator on ``x``'s device to draw the mask from (reproducible dropout); default: torch's
+            global generator.
 
         Returns
         -------
@@ -43,7 +46,7 @@ class ChannelDropout(nn.Module):
         if max(self.channels) >= x.shape[1] or min(self.channels) < -x.shape[1]:
             raise IndexError(f"ChannelDropout channels {self.channels} out of range for {x.shape[1]} channels.")
         # the mask is drawn on x's device and applied by slicing: no host-device copy or sync
-        drop = torch.rand(x.shape[0], len(self.channels), device=x.device) < self.p
+        drop = torch.rand(x.shape[0], len(self.channels), device=x.device, generator=generator) < self.p
         drop = drop.view(*drop.shape, *([1] * (x.ndim - 2)))
         out = x.clone()
         for j, channel in enumerate(self.channels):

@@ -187,6 +187,7 @@ def fit_config(
 def predict_config(
     output_path: Path,
     experiments_yaml: Path,
+    log_dir: Path,
     *,
     backbone: str,
     patch_size: int,
@@ -194,7 +195,10 @@ def predict_config(
     num_workers: int,
     seed: int,
 ) -> dict[str, Any]:
-    """``dynaclr predict`` configuration writing every tracked cell's embedding to ``output_path``."""
+    """``dynaclr predict`` configuration writing every tracked cell's embedding to ``output_path``.
+
+    The run's resolved ``config.yaml`` is saved in ``log_dir``.
+    """
     return {
         "seed_everything": seed,
         "trainer": {
@@ -202,6 +206,7 @@ def predict_config(
             "devices": 1,
             "precision": "32-true",
             "logger": False,
+            "default_root_dir": str(log_dir),
             "enable_progress_bar": True,
             "inference_mode": True,
             "callbacks": [

@@ -85,6 +85,7 @@ def _predict(workdir: Path, name: str, data, settings: DemoSettings, ckpt_path: 
     config = predict_config(
         output,
         data.experiments_yaml,
+        workdir / "logs" / f"predict_{name}",
         backbone=settings.backbone,
         patch_size=settings.patch_size,
         batch_size=256,
