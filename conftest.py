@@ -14,18 +14,3 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     skip_gpu = pytest.mark.skip(reason="needs a CUDA device")
     for item in gpu_items:
         item.add_marker(skip_gpu)
-
-
-import os
-
-_ROOT = os.path.dirname(__file__)
-_BEFORE = set(os.listdir(_ROOT))
-
-
-@pytest.fixture(autouse=True)
-def _tmp_guard(request):
-    yield
-    new = set(os.listdir(_ROOT)) - _BEFORE
-    if new:
-        _BEFORE.update(new)
-        print(f"\nLEAK {request.node.nodeid}: {new}", file=open("/tmp/leak.log", "a"))

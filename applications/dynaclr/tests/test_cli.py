@@ -31,6 +31,12 @@ def _dynaclr(args: list[str], cwd: Path, timeout: float = 300) -> subprocess.Com
     )
 
 
+@pytest.fixture(autouse=True)
+def _run_in_tmp_path(tmp_path, monkeypatch):
+    """In-process LightningCLI runs write logs and checkpoints relative to the working directory."""
+    monkeypatch.chdir(tmp_path)
+
+
 def _tiny_model_override() -> dict:
     return {
         "init_args": {

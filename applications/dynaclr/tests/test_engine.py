@@ -212,7 +212,6 @@ def test_trainer_checkpoint_with_other_encoder_fails_before_loading(tiny_encoder
         _trainer(tmp_path).predict(wider, _loader(2, 2), ckpt_path=ckpt)
 
 
-@pytest.mark.slow  # spawns 2 processes that each import torch and Lightning
 def test_ddp_with_gathered_negatives_matches_the_global_batch_ntxent(tmp_path):
     import subprocess
     import sys

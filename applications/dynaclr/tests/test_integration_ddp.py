@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 import torch
 from _ddp_fit_predict_script import datamodule, module
 from _multi_experiment_plates import write_two_experiment_plates
@@ -63,7 +62,6 @@ def _single_process_embeddings(experiments_yaml: Path, weights: Path, output: Pa
     return anndata.read_zarr(output)
 
 
-@pytest.mark.slow  # two processes that each import torch and Lightning: ~25 s of CPU, minutes on a busy machine
 def test_ddp_fit_then_predict_writes_every_cell_exactly_once(tmp_path):
     import anndata
 

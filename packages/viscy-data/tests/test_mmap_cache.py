@@ -130,7 +130,6 @@ def test_datamodule_rejects_bad_plates(tmp_path):
         _datamodule(tmp_path / "raw.zarr", tmp_path).setup("predict")
 
 
-@pytest.mark.slow
 def test_worker_processes_fill_the_shared_cache(tmp_path):
     """Spawned workers write to the memory map and cache map seen by the main process (doubling = x * (1 + 1))."""
     path = tmp_path / "plate.zarr"

@@ -97,3 +97,35 @@ def test_reporter_relocalises_from_cytoplasm_to_nucleus():
     nuclear_center, nuclear_ring = reporter[48, 48], reporter[48, 48 + ring_offset]
     assert cytoplasmic_ring > 2 * cytoplasmic_center
     assert nuclear_center > 2 * nuclear_ring
+
+
+def test_border_margin_keeps_every_centroid_inside(tmp_path):
+    exp = SyntheticExperiment(
+        "m", "GFP", n_timepoints=10, image_size=48, cells_per_fov=8, fovs_per_well=1, border_margin=16.0, seed=1
+    )
+    truth = pd.read_csv(generate_experiment(tmp_path, exp)["ground_truth"])
+    for axis in ("y", "x"):
+        assert truth[axis].between(16, 48 - 1 - 16).all(), axis
+    # the default margin of 4 px lets cells come much closer to the border
+    default = SyntheticExperiment("d", "GFP", n_timepoints=10, image_size=48, cells_per_fov=8, fovs_per_well=1, seed=1)
+    near = pd.read_csv(generate_experiment(tmp_path, default)["ground_truth"])
+    assert (near[["y", "x"]] < 16).any().any()
+
+
+def test_border_margin_too_wide_for_the_frame_is_refused_before_writing(tmp_path):
+    exp = SyntheticExperiment("w", "GFP", image_size=32, border_margin=16.0)
+    with pytest.raises(ValueError, match="border_margin=16.0.*image_size=32"):
+        generate_experiment(tmp_path, exp)
+    assert not (tmp_path / "w").exists()
+
+
+def test_cell_variability_zero_gives_identical_cells_but_their_orientation(tmp_path):
+    from viscy_data.synthetic import _cell_appearance
+
+    same = _cell_appearance(50, np.random.default_rng(0), variability=0.0)
+    full = _cell_appearance(50, np.random.default_rng(0), variability=1.0)
+    for key in ("radius", "phase_gain", "freq", "phi"):
+        assert np.ptp(same[key]) == 0.0, key
+        assert np.ptp(full[key]) > 0.5 * {"radius": 3.0, "phase_gain": 0.8, "freq": 0.6, "phi": 2 * np.pi}[key], key
+    assert np.ptp(same["theta"]) > 1.0
+    assert 5.5 <= full["radius"].min() and full["radius"].max() <= 8.5

@@ -96,7 +96,6 @@ def test_pca_is_written_to_obsm(tmp_path):
     assert set(adata.obs["fov_name"]) == {"B/2/0"}
 
 
-@pytest.mark.slow
 def test_umap_and_phate_are_written_without_changing_caller_kwargs(tmp_path):
     features, index = _random_embeddings()
     umap_kwargs, phate_kwargs = {"n_neighbors": 50}, {"knn": 40}

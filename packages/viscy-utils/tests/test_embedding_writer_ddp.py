@@ -5,13 +5,10 @@ from pathlib import Path
 
 import anndata as ad
 import numpy as np
-import pytest
 
 SCRIPT = Path(__file__).with_name("_ddp_predict.py")
 
 
-# Two fresh Python processes import torch, lightning and anndata: well over 30 s on a busy 2-core machine.
-@pytest.mark.slow
 def test_ddp_predict_writes_every_cell_once_in_dataset_order(tmp_path):
     output = tmp_path / "embeddings.zarr"
     n_samples = 11  # odd: the distributed sampler pads one rank with a repeated sample

@@ -110,7 +110,7 @@ def apply_linear_classifier(config_path: str) -> None:
 @dynaclr.command("demo", short_help="Train and evaluate DynaCLR on synthetic data, offline, on the CPU")
 @click.option("--workdir", type=click.Path(file_okay=False), default="dynaclr_demo", show_default=True)
 @click.option("--fast", is_flag=True, help="A tiny run (seconds) that checks the pipeline; its probes mean nothing.")
-@click.option("--max-epochs", type=int, default=None, help="Training epochs (default: 20, or 1 with --fast).")
+@click.option("--max-epochs", type=int, default=None, help="Training epochs (default: 25, or 1 with --fast).")
 @click.option("--seed", type=int, default=None, help="Seed of the data, weights and sampling (default 0).")
 @click.option("--overwrite", is_flag=True, help="Replace a non-empty work folder.")
 def demo(workdir: str, fast: bool, max_epochs: int | None, seed: int | None, overwrite: bool) -> None:

@@ -61,6 +61,11 @@ class SyntheticExperiment:
         Bright specks per frame, independent of the cells (debris, autofluorescence).
     gain_flicker : float
         Log-normal sigma of each cell's frame-to-frame reporter brightness fluctuation.
+    border_margin : float
+        Smallest distance of a centroid from the frame border, in pixels (cells are kept this far inside).
+    cell_variability : float
+        Spread of the per-lineage size, label-free brightness and texture (frequency and phase) around
+        their means: 1 for the full ranges, 0 for identical cells (texture orientation always varies).
     seed : int
         Seed of every random draw.
     """
@@ -78,6 +83,8 @@ class SyntheticExperiment:
     relocalisation: float = 1.0
     debris_per_frame: int = 0
     gain_flicker: float = 0.0
+    border_margin: float = 4.0
+    cell_variability: float = 1.0
     seed: int = 0
 
     @property
@@ -89,7 +96,7 @@ class SyntheticExperiment:
 def _simulate_tracks(exp: SyntheticExperiment, infected: bool, rng: np.random.Generator) -> pd.DataFrame:
     """Random-walk tracks with divisions; one row per observation with per-cell appearance columns."""
     n_cells, n_t, size = exp.cells_per_fov, exp.n_timepoints, exp.image_size
-    margin = 4.0
+    margin = exp.border_margin
     start = rng.uniform(margin, size - margin, size=(n_cells, 2))
     drift = rng.normal(scale=0.4, size=(n_cells, 1, 2))
     steps = rng.normal(scale=1.0, size=(n_cells, n_t, 2)) + drift
@@ -139,15 +146,22 @@ def _simulate_tracks(exp: SyntheticExperiment, infected: bool, rng: np.random.Ge
     return tracks
 
 
-def _cell_appearance(n_cells: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Per-lineage appearance: size, brightness, texture frequency/orientation/phase."""
+def _cell_appearance(n_cells: int, rng: np.random.Generator, variability: float = 1.0) -> dict[str, np.ndarray]:
+    """Per-lineage appearance: size, brightness, texture frequency/orientation/phase.
+
+    ``variability`` scales the spread of every draw but the texture orientation around its mean.
+    """
+
+    def around(mean: float, half_width: float) -> np.ndarray:
+        return mean + variability * rng.uniform(-half_width, half_width, n_cells)
+
     return {
-        "radius": rng.uniform(5.5, 8.5, n_cells),
-        "phase_gain": rng.uniform(0.6, 1.4, n_cells),
+        "radius": around(7.0, 1.5),
+        "phase_gain": around(1.0, 0.4),
         "reporter_gain": rng.lognormal(0.0, 0.35, n_cells),
-        "freq": rng.uniform(0.5, 1.1, n_cells),
+        "freq": around(0.8, 0.3),
         "theta": rng.uniform(0, np.pi, n_cells),
-        "phi": rng.uniform(0, 2 * np.pi, n_cells),
+        "phi": around(np.pi, np.pi),
     }
 
 
@@ -235,7 +249,7 @@ def _debris(count: int, size: int, rng: np.random.Generator) -> np.ndarray:
 def _render_position(tracks: pd.DataFrame, exp: SyntheticExperiment, rng: np.random.Generator) -> np.ndarray:
     """Render the ``(T, 2, 1, Y, X)`` movie of one position."""
     n_lineages = int(tracks["cell"].max()) + 1
-    appearance = _cell_appearance(n_lineages, rng)
+    appearance = _cell_appearance(n_lineages, rng, exp.cell_variability)
     movie = np.empty((exp.n_timepoints, 2, 1, exp.image_size, exp.image_size), dtype=np.float32)
     # Daughters look like their parent but are smaller.
     for t, frame_tracks in tracks.groupby("t"):
@@ -273,6 +287,11 @@ def generate_experiment(root: str | Path, exp: SyntheticExperiment) -> dict[str,
         If the experiment folder already exists.
     """
     out = Path(root) / exp.name
+    if exp.image_size - 1 - 2 * exp.border_margin < 0:
+        raise ValueError(
+            f"SyntheticExperiment '{exp.name}': border_margin={exp.border_margin} leaves no room for cells in "
+            f"frames of image_size={exp.image_size}; expected border_margin <= {(exp.image_size - 1) / 2}."
+        )
     if out.exists():
         raise FileExistsError(f"Synthetic experiment folder already exists: {out}")
     rng = np.random.default_rng(exp.seed)

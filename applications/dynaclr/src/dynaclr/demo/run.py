@@ -27,7 +27,7 @@ class DemoSettings:
         Frame height and width in pixels.
     cells_per_fov : int
         Cells tracked from the first frame of each position.
-    noise, relocalisation, debris_per_frame, gain_flicker : float
+    noise, relocalisation, debris_per_frame, gain_flicker, cell_variability : float
         Difficulty of the synthetic images (see ``viscy_data.synthetic.SyntheticExperiment``).
     backbone : str
         timm backbone of the ``ContrastiveEncoder``.
@@ -47,18 +47,19 @@ class DemoSettings:
         Seed of the data, of the initial weights and of the sampling.
     """
 
-    fovs_per_well: int = 3
+    fovs_per_well: int = 5
     n_timepoints: int = 16
-    image_size: int = 128
-    cells_per_fov: int = 20
+    image_size: int = 160
+    cells_per_fov: int = 10
     noise: float = 0.15
-    relocalisation: float = 0.3
+    relocalisation: float = 0.25
     debris_per_frame: int = 60
     gain_flicker: float = 0.3
+    cell_variability: float = 1.0
     backbone: str = "convnext_atto"
-    patch_size: int = 48
+    patch_size: int = 32
     batch_size: int = 128
-    max_epochs: int = 20
+    max_epochs: int = 25
     lr: float = 2e-3
     temperature: float = 0.2
     num_workers: int = 2
@@ -160,7 +161,7 @@ def run_demo(workdir: Path, settings: DemoSettings = DemoSettings(), overwrite: 
         If ``workdir`` is not empty and ``overwrite`` is False.
     """
     from dynaclr.cli import run_lightning_cli
-    from dynaclr.demo.configs import fit_config
+    from dynaclr.demo.configs import fit_config, read_patch_size
     from dynaclr.demo.data import demo_experiments, write_demo_data
     from dynaclr.demo.evaluate import labelled_embeddings, plot_embeddings, probe_accuracy
 
@@ -181,6 +182,8 @@ def run_demo(workdir: Path, settings: DemoSettings = DemoSettings(), overwrite: 
         relocalisation=settings.relocalisation,
         debris_per_frame=settings.debris_per_frame,
         gain_flicker=settings.gain_flicker,
+        cell_variability=settings.cell_variability,
+        border_margin=read_patch_size(settings.patch_size) / 2,
     )
     data = write_demo_data(workdir / "data", experiments, num_workers=settings.num_workers)
 
