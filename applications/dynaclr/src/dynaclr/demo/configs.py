@@ -122,7 +122,7 @@ def _data(
             "yx_patch_size": [read_size, read_size],
             "final_yx_patch_size": [patch_size, patch_size],
             "val_experiments": [],
-            "tau_range": [0.3, 1.5],
+            "tau_range": [0.5, 3.0],
             "tau_decay_rate": 2.0,
             "batch_size": batch_size,
             "num_workers": num_workers,
