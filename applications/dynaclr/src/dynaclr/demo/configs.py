@@ -14,7 +14,7 @@ __all__ = ["fit_config", "predict_config", "read_patch_size"]
 CHANNEL_KEYS = ["ch_0", "ch_1"]
 
 
-def _encoder(backbone: str, patch_size: int) -> dict[str, Any]:
+def _encoder(backbone: str) -> dict[str, Any]:
     return {
         "class_path": "viscy_models.contrastive.ContrastiveEncoder",
         "init_args": {
@@ -34,7 +34,7 @@ def _model(backbone: str, patch_size: int, lr: float, temperature: float) -> dic
     return {
         "class_path": "dynaclr.engine.ContrastiveModule",
         "init_args": {
-            "encoder": _encoder(backbone, patch_size),
+            "encoder": _encoder(backbone),
             "loss_function": {
                 "class_path": "dynaclr.loss.NTXentHCL",
                 "init_args": {"temperature": temperature, "beta": 0.5},
