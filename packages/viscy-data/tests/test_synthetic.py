@@ -129,3 +129,49 @@ def test_cell_variability_zero_gives_identical_cells_but_their_orientation(tmp_p
         assert np.ptp(full[key]) > 0.5 * {"radius": 3.0, "phase_gain": 0.8, "freq": 0.6, "phi": 2 * np.pi}[key], key
     assert np.ptp(same["theta"]) > 1.0
     assert 5.5 <= full["radius"].min() and full["radius"].max() <= 8.5
+
+
+def _closest_pair_per_frame(truth: pd.DataFrame) -> np.ndarray:
+    closest = []
+    for _, frame in truth.groupby(["fov_name", "t"]):
+        yx = frame[["y", "x"]].to_numpy(dtype=float)
+        distance = np.linalg.norm(yx[:, None] - yx[None], axis=-1)
+        np.fill_diagonal(distance, np.inf)
+        closest.append(distance.min())
+    return np.array(closest)
+
+
+def test_min_distance_keeps_cells_and_sisters_apart(tmp_path):
+    size = dict(n_timepoints=10, image_size=96, cells_per_fov=12, fovs_per_well=1, division_fraction=0.5, seed=2)
+    spaced = SyntheticExperiment("spaced", "GFP", min_distance=12.0, **size)
+    truth = pd.read_csv(generate_experiment(tmp_path, spaced)["ground_truth"])
+    assert (truth["parent_track_id"] >= 0).any()
+    # centroids are rounded to whole pixels: each moves at most sqrt(0.5) px, a pair at most sqrt(2)
+    assert _closest_pair_per_frame(truth).min() >= 12.0 - np.sqrt(2)
+    assert truth["y"].between(4, 96 - 1 - 4).all() and truth["x"].between(4, 96 - 1 - 4).all()
+    # without it, cells of the same frames overlap (sisters start 6 px apart)
+    crowded = SyntheticExperiment("crowded", "GFP", **size)
+    crowded_truth = pd.read_csv(generate_experiment(tmp_path, crowded)["ground_truth"])
+    assert (_closest_pair_per_frame(crowded_truth) < 8.0).mean() > 0.5
+
+
+def test_push_apart_separates_coincident_cells_within_bounds():
+    from viscy_data.synthetic import _push_apart
+
+    yx = np.array([[10.0, 10.0], [10.0, 10.0], [10.0, 11.0], [50.0, 50.0]])
+    moved = _push_apart(yx, np.array([0, 0, 0, 1]), min_distance=5.0, bounds=(8.0, 40.0))
+    distance = np.linalg.norm(moved[:3, None] - moved[None, :3], axis=-1)
+    assert distance[np.triu_indices(3, 1)].min() >= 5.0 - 1e-6
+    assert moved[:3].min() >= 8.0 and moved[:3].max() <= 40.0
+    # the only cell of frame 1 is left where it was, even outside the bounds
+    np.testing.assert_array_equal(moved[3], [50.0, 50.0])
+
+
+def test_cell_radius_sets_the_mean_size_and_scales_its_spread():
+    from viscy_data.synthetic import _cell_appearance
+
+    small = _cell_appearance(500, np.random.default_rng(0), radius=3.5)["radius"]
+    default = _cell_appearance(500, np.random.default_rng(0))["radius"]
+    np.testing.assert_allclose(small, default / 2)
+    assert abs(small.mean() - 3.5) < 0.1
+    assert 2.75 <= small.min() and small.max() <= 4.25

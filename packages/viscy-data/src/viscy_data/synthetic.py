@@ -1,10 +1,11 @@
 """Seeded synthetic time-lapse experiments: real OME-Zarr plates, tracks tables and ground truth.
 
 Cells are textured blobs that move by a random walk with drift; some divide into two daughter
-tracks (``parent_track_id`` keeps the lineage). In the infected condition every cell switches state
-once, at a random time: its reporter relocalises from the cytoplasm to the nucleus and its label-free
-texture changes slightly. Per-cell brightness, size, texture and noise vary a lot, so the state is a
-subtle, structural signal rather than an intensity shortcut.
+tracks (``parent_track_id`` keeps the lineage); with ``min_distance`` cells that come too close push
+each other apart. In the infected condition every cell switches state once, at a random time: its
+reporter relocalises from the cytoplasm to the nucleus and its label-free texture changes slightly.
+Per-cell brightness, size, texture and noise vary a lot, so the state is a subtle, structural signal
+rather than an intensity shortcut.
 
 Written per experiment, under ``<root>/<name>/``:
 
@@ -66,6 +67,12 @@ class SyntheticExperiment:
     cell_variability : float
         Spread of the per-lineage size, label-free brightness and texture (frequency and phase) around
         their means: 1 for the full ranges, 0 for identical cells (texture orientation always varies).
+    min_distance : float
+        Smallest distance between two centroids in a frame, in pixels: cells that come closer are pushed
+        apart, as touching cells do not overlap (sisters start this far apart); 0 lets cells overlap.
+    cell_radius : float
+        Mean radius of a cell in pixels (its nucleus has 0.45 of it, daughters 0.8); the spread of the
+        radii scales with it.
     seed : int
         Seed of every random draw.
     """
@@ -85,6 +92,8 @@ class SyntheticExperiment:
     gain_flicker: float = 0.0
     border_margin: float = 4.0
     cell_variability: float = 1.0
+    min_distance: float = 0.0
+    cell_radius: float = 7.0
     seed: int = 0
 
     @property
@@ -134,6 +143,8 @@ def _simulate_tracks(exp: SyntheticExperiment, infected: bool, rng: np.random.Ge
         )
     tracks = pd.concat(frames, ignore_index=True)
     yx_all = np.stack(tracks.pop("yx").to_numpy())
+    if exp.min_distance > 0:
+        yx_all = _push_apart(yx_all, tracks["t"].to_numpy(), exp.min_distance, (margin, size - 1 - margin))
     tracks["y"] = np.rint(yx_all[:, 0]).astype(int)
     tracks["x"] = np.rint(yx_all[:, 1]).astype(int)
     tracks["z"] = 0
@@ -146,7 +157,39 @@ def _simulate_tracks(exp: SyntheticExperiment, infected: bool, rng: np.random.Ge
     return tracks
 
 
-def _cell_appearance(n_cells: int, rng: np.random.Generator, variability: float = 1.0) -> dict[str, np.ndarray]:
+def _push_apart(
+    yx: np.ndarray, t: np.ndarray, min_distance: float, bounds: tuple[float, float], iterations: int = 50
+) -> np.ndarray:
+    """Move the ``(N, 2)`` centroids of each frame ``t`` apart until no two are closer than ``min_distance``.
+
+    Every iteration moves both cells of each too-close pair half their overlap apart along the line joining
+    them (all pairs of a frame at once), then clips to ``bounds``.
+    """
+    yx = yx.astype(float).copy()
+    for frame in np.unique(t):
+        rows = np.flatnonzero(t == frame)
+        points = yx[rows]
+        # coincident centroids are separated along a fixed direction per pair
+        index = np.arange(len(rows))
+        first = np.minimum(index[:, None], index[None, :])
+        fallback = np.sign(index[:, None] - index[None, :])[..., None] * np.stack([np.cos(first), np.sin(first)], -1)
+        for _ in range(iterations):
+            offset = points[:, None, :] - points[None, :, :]
+            distance = np.linalg.norm(offset, axis=-1)
+            np.fill_diagonal(distance, np.inf)
+            overlap = np.clip(min_distance - distance, 0.0, None)
+            if not overlap.any():
+                break
+            apart = distance > 0
+            direction = np.where(apart[..., None], offset / np.where(apart, distance, 1.0)[..., None], fallback)
+            points = np.clip(points + (overlap[..., None] / 2 * direction).sum(axis=1), *bounds)
+        yx[rows] = points
+    return yx
+
+
+def _cell_appearance(
+    n_cells: int, rng: np.random.Generator, variability: float = 1.0, radius: float = 7.0
+) -> dict[str, np.ndarray]:
     """Per-lineage appearance: size, brightness, texture frequency/orientation/phase.
 
     ``variability`` scales the spread of every draw but the texture orientation around its mean.
@@ -156,7 +199,7 @@ def _cell_appearance(n_cells: int, rng: np.random.Generator, variability: float 
         return mean + variability * rng.uniform(-half_width, half_width, n_cells)
 
     return {
-        "radius": around(7.0, 1.5),
+        "radius": around(radius, 1.5 * radius / 7.0),
         "phase_gain": around(1.0, 0.4),
         "reporter_gain": rng.lognormal(0.0, 0.35, n_cells),
         "freq": around(0.8, 0.3),
@@ -249,7 +292,7 @@ def _debris(count: int, size: int, rng: np.random.Generator) -> np.ndarray:
 def _render_position(tracks: pd.DataFrame, exp: SyntheticExperiment, rng: np.random.Generator) -> np.ndarray:
     """Render the ``(T, 2, 1, Y, X)`` movie of one position."""
     n_lineages = int(tracks["cell"].max()) + 1
-    appearance = _cell_appearance(n_lineages, rng, exp.cell_variability)
+    appearance = _cell_appearance(n_lineages, rng, exp.cell_variability, exp.cell_radius)
     movie = np.empty((exp.n_timepoints, 2, 1, exp.image_size, exp.image_size), dtype=np.float32)
     # Daughters look like their parent but are smaller.
     for t, frame_tracks in tracks.groupby("t"):

@@ -29,6 +29,8 @@ class DemoSettings:
         Cells tracked from the first frame of each position.
     noise, relocalisation, debris_per_frame, gain_flicker, cell_variability : float
         Difficulty of the synthetic images (see ``viscy_data.synthetic.SyntheticExperiment``).
+    cell_radius : float
+        Mean cell radius in pixels; cells are kept one mean diameter apart (touching, not overlapping).
     backbone : str
         timm backbone of the ``ContrastiveEncoder``.
     patch_size : int
@@ -56,6 +58,7 @@ class DemoSettings:
     debris_per_frame: int = 60
     gain_flicker: float = 0.3
     cell_variability: float = 1.0
+    cell_radius: float = 5.5
     backbone: str = "convnext_atto"
     patch_size: int = 32
     batch_size: int = 128
@@ -183,6 +186,8 @@ def run_demo(workdir: Path, settings: DemoSettings = DemoSettings(), overwrite: 
         debris_per_frame=settings.debris_per_frame,
         gain_flicker=settings.gain_flicker,
         cell_variability=settings.cell_variability,
+        cell_radius=settings.cell_radius,
+        min_distance=2 * settings.cell_radius,
         border_margin=read_patch_size(settings.patch_size) / 2,
     )
     data = write_demo_data(workdir / "data", experiments, num_workers=settings.num_workers)
