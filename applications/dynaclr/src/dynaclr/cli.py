@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import click
 
+from dynaclr.demo.run import DemoSettings
+
 __all__ = ["dynaclr", "main"]
 
 _LIGHTNING_SUBCOMMANDS = {
@@ -110,8 +112,15 @@ def apply_linear_classifier(config_path: str) -> None:
 @dynaclr.command("demo", short_help="Train and evaluate DynaCLR on synthetic data, offline, on the CPU")
 @click.option("--workdir", type=click.Path(file_okay=False), default="dynaclr_demo", show_default=True)
 @click.option("--fast", is_flag=True, help="A tiny run (seconds) that checks the pipeline; its probes mean nothing.")
-@click.option("--max-epochs", type=int, default=None, help="Training epochs (default: 25, or 1 with --fast).")
-@click.option("--seed", type=int, default=None, help="Seed of the data, weights and sampling (default 0).")
+@click.option(
+    "--max-epochs",
+    type=int,
+    default=None,
+    help=f"Training epochs (default: {DemoSettings.max_epochs}, or {DemoSettings.fast().max_epochs} with --fast).",
+)
+@click.option(
+    "--seed", type=int, default=None, help=f"Seed of the data, weights and sampling (default {DemoSettings.seed})."
+)
 @click.option("--overwrite", is_flag=True, help="Replace a non-empty work folder.")
 def demo(workdir: str, fast: bool, max_epochs: int | None, seed: int | None, overwrite: bool) -> None:
     """Generate two synthetic experiments, train DynaCLR on them, and probe the embeddings for cell state.
@@ -121,7 +130,7 @@ def demo(workdir: str, fast: bool, max_epochs: int | None, seed: int | None, ove
     """
     from pathlib import Path
 
-    from dynaclr.demo.run import DemoSettings, run_demo, settings_with
+    from dynaclr.demo.run import run_demo, settings_with
 
     settings = settings_with(DemoSettings.fast() if fast else DemoSettings(), max_epochs=max_epochs, seed=seed)
     metrics = run_demo(Path(workdir), settings, overwrite=overwrite)

@@ -106,11 +106,12 @@ def _simulate_tracks(exp: SyntheticExperiment, infected: bool, rng: np.random.Ge
     """Random-walk tracks with divisions; one row per observation with per-cell appearance columns."""
     n_cells, n_t, size = exp.cells_per_fov, exp.n_timepoints, exp.image_size
     margin = exp.border_margin
+    bounds = (margin, size - 1 - margin)
     start = rng.uniform(margin, size - margin, size=(n_cells, 2))
     drift = rng.normal(scale=0.4, size=(n_cells, 1, 2))
     steps = rng.normal(scale=1.0, size=(n_cells, n_t, 2)) + drift
     steps[:, 0] = 0.0
-    path = np.clip(start[:, None, :] + np.cumsum(steps, axis=1), margin, size - 1 - margin)
+    path = np.clip(start[:, None, :] + np.cumsum(steps, axis=1), *bounds)
     switch = rng.integers(n_t // 10, n_t // 2 + 1, size=n_cells) if infected else np.full(n_cells, n_t + 1)
     division_time = np.where(
         rng.random(n_cells) < exp.division_fraction, rng.integers(n_t // 3, 2 * n_t // 3 + 1, size=n_cells), n_t
@@ -130,7 +131,7 @@ def _simulate_tracks(exp: SyntheticExperiment, infected: bool, rng: np.random.Ge
     keep = ~divided
     frames.append(pd.DataFrame({"cell": cell[keep], "track_id": cell[keep], "t": t[keep], "yx": list(yx[keep])}))
     for k, s in enumerate(side):
-        moved = np.clip(yx[daughter_rows] + s * offsets * direction, margin, size - 1 - margin)
+        moved = np.clip(yx[daughter_rows] + s * offsets * direction, *bounds)
         frames.append(
             pd.DataFrame(
                 {
@@ -144,7 +145,7 @@ def _simulate_tracks(exp: SyntheticExperiment, infected: bool, rng: np.random.Ge
     tracks = pd.concat(frames, ignore_index=True)
     yx_all = np.stack(tracks.pop("yx").to_numpy())
     if exp.min_distance > 0:
-        yx_all = _push_apart(yx_all, tracks["t"].to_numpy(), exp.min_distance, (margin, size - 1 - margin))
+        yx_all = _push_apart(yx_all, tracks["t"].to_numpy(), exp.min_distance, bounds)
     tracks["y"] = np.rint(yx_all[:, 0]).astype(int)
     tracks["x"] = np.rint(yx_all[:, 1]).astype(int)
     tracks["z"] = 0
@@ -163,7 +164,8 @@ def _push_apart(
     """Move the ``(N, 2)`` centroids of each frame ``t`` apart until no two are closer than ``min_distance``.
 
     Every iteration moves both cells of each too-close pair half their overlap apart along the line joining
-    them (all pairs of a frame at once), then clips to ``bounds``.
+    them (all pairs of a frame at once), then clips to ``bounds``; it stops when no pair is too close, or
+    after ``iterations`` rounds.
     """
     yx = yx.astype(float).copy()
     for frame in np.unique(t):
