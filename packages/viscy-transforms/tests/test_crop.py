@@ -57,8 +57,8 @@ def test_random_crop_without_random_center_is_the_center_crop(batch):
 def test_random_crop_errors():
     with pytest.raises(ValueError, match="random size"):
         vt.BatchedRandSpatialCrop((2, 8, 8), random_size=True)
-    with pytest.raises(ValueError, match="only supports 3D"):
-        vt.BatchedRandSpatialCrop((8, 8))(torch.rand(2, 1, 16, 16))
+    with pytest.raises(ValueError, match=r"roi_size \(2, 8, 8\).*\(16, 16\)"):
+        vt.BatchedRandSpatialCrop((2, 8, 8))(torch.rand(2, 1, 16, 16))
     with pytest.raises(RuntimeError, match="randomize"):
         vt.BatchedRandSpatialCrop((2, 8, 8))(torch.rand(2, 1, 4, 16, 16), randomize=False)
 

@@ -1,11 +1,10 @@
 """Batched, device-side image transforms for microscopy, plus MONAI wrappers with explicit signatures.
 
-``Batched*`` transforms take ``(B, C, Z, Y, X)`` tensors on any device and draw random parameters per sample
-from a seeded generator (``set_random_state``). The MONAI-named dictionary transforms used by DynaCLR
-(``RandAffined``, ``RandAdjustContrastd``, ``RandScaleIntensityd``, ``RandGaussianSmoothd``,
-``RandGaussianNoised``, ``ScaleIntensityRangePercentilesd``) behave as MONAI on per-sample input and switch to
-per-sample draws on 5-D batches.
-"""
+``Batched*`` transforms take 3-D ``(B, C, Z, Y, X)`` or 2-D ``(B, C, Y, X)`` tensors on any device and draw
+random parameters per sample from a seeded generator (``set_random_state``). The MONAI-named dictionary
+transforms used by DynaCLR (``RandAffined``, ``RandAdjustContrastd``, ``RandScaleIntensityd``,
+``RandGaussianSmoothd``, ``RandGaussianNoised``, ``ScaleIntensityRangePercentilesd``) behave as MONAI on
+per-sample input and switch to per-sample draws on 5-D batches."""
 
 from importlib.metadata import PackageNotFoundError, version
 

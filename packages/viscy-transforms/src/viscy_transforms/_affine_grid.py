@@ -1,9 +1,10 @@
-"""Batched 3-D affine matrices and warping with MONAI's conventions.
+"""Batched 2-D and 3-D affine matrices and warping with MONAI's conventions.
 
-Conventions (as ``monai.transforms.Affine``): spatial axes are in array order ``(Z, Y, X)``; coordinates are
-voxel units centred on the image; the matrix ``R @ Sh @ T @ Sc`` maps an output voxel to the input position
-it samples (so a scale factor > 1 shrinks the content); rotation angles are radians, ``rotate[0]`` turning
-the plane of the last two axes (Y, X), ``rotate[1]`` the (Z, X) plane and ``rotate[2]`` the (Z, Y) plane.
+Conventions (as ``monai.transforms.Affine``): spatial axes are in array order ``(Z, Y, X)`` (``(Y, X)`` in 2-D);
+coordinates are voxel units centred on the image; the matrix ``R @ Sh @ T @ Sc`` maps an output voxel to the
+input position it samples (so a scale factor > 1 shrinks the content); rotation angles are radians,
+``rotate[0]`` turning the plane of the last two axes (Y, X), ``rotate[1]`` the (Z, X) plane and ``rotate[2]``
+the (Z, Y) plane. In 2-D there is one angle (the (Y, X) plane) and two shears, (Y, X) then (X, Y).
 """
 
 from collections.abc import Sequence
@@ -17,8 +18,8 @@ __all__ = ["affine_matrices", "centered_grid", "draw_range_params", "resample_at
 
 _INTERPOLATION_MODES = ("bilinear", "nearest")
 _PADDING_MODES = ("zeros", "border", "reflection")
-# (row, col) of MONAI's 6 elementary shears, composed in this order (first one applied first)
-_SHEAR_POSITIONS = ((0, 1), (0, 2), (1, 0), (1, 2), (2, 0), (2, 1))
+# (row, col) of MONAI's elementary shears (6 in 3-D, 2 in 2-D), composed in this order (first one applied first)
+_SHEAR_POSITIONS = {3: ((0, 1), (0, 2), (1, 0), (1, 2), (2, 0), (2, 1)), 2: ((0, 1), (1, 0))}
 
 
 def draw_range_params(
@@ -57,32 +58,36 @@ def _rotation(axis_a: int, axis_b: int, angle: Tensor) -> Tensor:
 
 
 def affine_matrices(rotate: Tensor, shear: Tensor, translate: Tensor, scale: Tensor) -> Tensor:
-    """Compose per-sample ``(B, 4, 4)`` matrices ``R @ Sh @ T @ Sc`` (MONAI ``Affine`` order).
+    """Compose per-sample ``(B, n + 1, n + 1)`` matrices ``R @ Sh @ T @ Sc`` (MONAI ``Affine`` order), n = 2 or 3.
 
     Parameters
     ----------
     rotate : Tensor
-        ``(B, 3)`` angles in radians (MONAI "XYZ" intrinsic order, see module docstring).
+        ``(B, 3)`` angles in radians (MONAI "XYZ" intrinsic order, see module docstring); ``(B, 1)`` in 2-D.
     shear : Tensor
         ``(B, 6)`` shear coefficients; as in MONAI the six elementary shears (rows, cols) (0,1), (0,2), (1,0),
-        (1,2), (2,0), (2,1) are composed in that order (determinant 1).
+        (1,2), (2,0), (2,1) are composed in that order (determinant 1). 2-D: ``(B, 2)``, the elementary
+        shears (0,1) then (1,0), as MONAI's.
     translate : Tensor
-        ``(B, 3)`` shifts in voxels along (Z, Y, X).
+        ``(B, n)`` shifts in voxels along ``([Z,] Y, X)``; its width sets the dimensionality.
     scale : Tensor
-        ``(B, 3)`` scale factors along (Z, Y, X).
+        ``(B, n)`` scale factors along ``([Z,] Y, X)``.
     """
-    batch, dtype, device = len(rotate), rotate.dtype, rotate.device
-    # MONAI's "x" rotation turns axes (1, 2); its "y" rotation is (2, 0) in this sign convention; "z" is (0, 1)
-    linear = _rotation(1, 2, rotate[:, 0]) @ _rotation(2, 0, rotate[:, 1]) @ _rotation(0, 1, rotate[:, 2])
-    shear_matrix = torch.eye(3, dtype=dtype, device=device).repeat(batch, 1, 1)
-    for index, (row, col) in enumerate(_SHEAR_POSITIONS):
-        elementary = torch.eye(3, dtype=dtype, device=device).repeat(batch, 1, 1)
+    batch, n, dtype, device = len(rotate), translate.shape[1], rotate.dtype, rotate.device
+    if n == 2:
+        linear = _rotation(0, 1, rotate[:, 0])[:, :2, :2]
+    else:
+        # MONAI's "x" rotation turns axes (1, 2); its "y" rotation is (2, 0) in this sign convention; "z" is (0, 1)
+        linear = _rotation(1, 2, rotate[:, 0]) @ _rotation(2, 0, rotate[:, 1]) @ _rotation(0, 1, rotate[:, 2])
+    shear_matrix = torch.eye(n, dtype=dtype, device=device).repeat(batch, 1, 1)
+    for index, (row, col) in enumerate(_SHEAR_POSITIONS[n]):
+        elementary = torch.eye(n, dtype=dtype, device=device).repeat(batch, 1, 1)
         elementary[:, row, col] = shear[:, index]
         shear_matrix = elementary @ shear_matrix
     linear = linear @ shear_matrix
-    matrices = torch.eye(4, dtype=dtype, device=device).repeat(batch, 1, 1)
-    matrices[:, :3, :3] = linear * scale[:, None, :]
-    matrices[:, :3, 3] = (linear @ translate[:, :, None])[:, :, 0]
+    matrices = torch.eye(n + 1, dtype=dtype, device=device).repeat(batch, 1, 1)
+    matrices[:, :n, :n] = linear * scale[:, None, :]
+    matrices[:, :n, n] = (linear @ translate[:, :, None])[:, :, 0]
     return matrices
 
 
@@ -94,17 +99,18 @@ def _check_modes(mode: str, padding_mode: str) -> None:
 
 
 def centered_grid(spatial_size: Sequence[int], dtype: torch.dtype, device: torch.device) -> Tensor:
-    """Voxel coordinates centred on the volume, shape ``(3, *spatial_size)`` (MONAI ``create_grid``)."""
+    """Voxel coordinates centred on the volume, shape ``(n, *spatial_size)`` (MONAI ``create_grid``)."""
     axes = [torch.linspace(-(n - 1) / 2, (n - 1) / 2, n, dtype=dtype, device=device) for n in spatial_size]
     return torch.stack(torch.meshgrid(*axes, indexing="ij"))
 
 
 def resample_at(img: Tensor, coords: Tensor, mode: str = "bilinear", padding_mode: str = "reflection") -> Tensor:
-    """Sample ``img`` ``(B, C, Z, Y, X)`` at centred voxel coordinates ``coords`` ``(B, 3, *out)`` (Z, Y, X)."""
+    """Sample ``img`` ``(B, C, [Z,] Y, X)`` at centred voxel coordinates ``coords`` ``(B, n, *out)`` ([Z,] Y, X)."""
     _check_modes(mode, padding_mode)
+    n_spatial = img.ndim - 2
     scale = torch.tensor([2 / max(2, n) for n in img.shape[2:]], dtype=coords.dtype, device=coords.device)
-    normalized = coords * scale.view(1, 3, 1, 1, 1)
-    grid = normalized.flip(1).permute(0, 2, 3, 4, 1)  # (B, *out, (x, y, z))
+    normalized = coords * scale.view(1, n_spatial, *(1,) * n_spatial)
+    grid = normalized.flip(1).movedim(1, -1)  # (B, *out, ([x, y,] z))
     return F.grid_sample(img, grid, mode=mode, padding_mode=padding_mode, align_corners=False)
 
 
@@ -115,7 +121,7 @@ def warp_affine(
     mode: str = "bilinear",
     padding_mode: str = "reflection",
 ) -> Tensor:
-    """Resample ``img`` ``(B, C, Z, Y, X)`` with per-sample output-to-input matrices ``(B, 4, 4)``.
+    """Resample ``img`` ``(B, C, [Z,] Y, X)`` with per-sample output-to-input matrices ``(B, n + 1, n + 1)``.
 
     Matches ``monai.transforms.Resample`` (``norm_coords=True``, ``align_corners=False``): a centred input
     coordinate ``c`` along an axis of size ``n`` is sampled at normalised position ``2 c / max(2, n)``.
@@ -131,7 +137,8 @@ def warp_affine(
     norm_in = torch.diag(torch.tensor([2 / max(2, n) for n in in_size] + [1.0], dtype=dtype, device=img.device))
     theta_zyx = norm_in @ matrices @ denorm_out
     # grid_sample orders grid coordinates (x, y, z): reverse the spatial axes
-    order = torch.tensor([2, 1, 0, 3], device=img.device)
-    theta_xyz = theta_zyx[:, order][:, :, order][:, :3]
+    n_spatial = len(in_size)
+    order = torch.tensor([*reversed(range(n_spatial)), n_spatial], device=img.device)
+    theta_xyz = theta_zyx[:, order][:, :, order][:, :n_spatial]
     grid = F.affine_grid(theta_xyz, [img.shape[0], img.shape[1], *out_size], align_corners=False)
     return F.grid_sample(img, grid, mode=mode, padding_mode=padding_mode, align_corners=False)

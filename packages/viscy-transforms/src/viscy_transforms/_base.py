@@ -21,6 +21,7 @@ from torch import Tensor
 
 __all__ = [
     "BATCHED_NDIM",
+    "BATCHED_RANKS",
     "BatchedRandDict",
     "BatchedRandomTransform",
     "as_pair",
@@ -29,13 +30,17 @@ __all__ = [
     "device_generator",
     "draw_coins",
     "is_batched_input",
+    "not_drawn_message",
     "present_batched_keys",
     "seed_from_global_rng",
     "to_param",
 ]
 
 BATCHED_NDIM = 5
+# ranks a ``Batched*`` transform accepts: 2-D ``(B, C, Y, X)`` and 3-D ``(B, C, Z, Y, X)`` batches
+BATCHED_RANKS = (4, 5)
 _MAX_SEED = 2**31 - 1
+_LAYOUTS = {4: "(B, C, Y, X)", 5: "(B, C, Z, Y, X)"}
 
 
 def seed_from_global_rng(transform: Randomizable) -> None:
@@ -76,12 +81,20 @@ def as_pair(value: float | Sequence[float], name: str, symmetric: bool = False) 
     return min(values), max(values)
 
 
+def not_drawn_message(transform: Randomizable) -> str:
+    """Error text for ``transform(img, randomize=False)`` called before any parameters were drawn."""
+    return (
+        f"{type(transform).__name__}: no random parameters drawn yet; call it with randomize=True first "
+        "(randomize=False re-applies the last draw)"
+    )
+
+
 def as_plain_tensor(tensor: Tensor) -> Tensor:
     """Return ``tensor`` as a plain ``torch.Tensor`` (a MONAI ``MetaTensor`` is unwrapped without copying)."""
     return tensor.as_tensor() if isinstance(tensor, MetaTensor) else tensor
 
 
-def check_batched(key: Hashable, value: object, ndim: int | Sequence[int] = BATCHED_NDIM) -> Tensor:
+def check_batched(key: Hashable, value: object, ndim: int | Sequence[int] = BATCHED_RANKS) -> Tensor:
     """Check that ``value`` is a tensor with one of the expected ranks and return it as a plain tensor.
 
     Raises
@@ -93,17 +106,15 @@ def check_batched(key: Hashable, value: object, ndim: int | Sequence[int] = BATC
     """
     ranks = (ndim,) if isinstance(ndim, int) else tuple(ndim)
     if not isinstance(value, Tensor):
-        raise TypeError(f"key '{key}': expected a batched torch.Tensor (B, C, Z, Y, X), got {type(value).__name__}")
+        raise TypeError(f"key '{key}': expected a batched torch.Tensor (B, C, [Z,] Y, X), got {type(value).__name__}")
     if value.ndim not in ranks:
-        expected = " or ".join(f"{r}-D" for r in ranks)
-        raise ValueError(
-            f"key '{key}': expected a {expected} batched tensor (B, C, [Z,] Y, X), got shape {tuple(value.shape)}"
-        )
+        expected = " or ".join(f"{r}-D {_LAYOUTS.get(r, '(B, C, *spatial)')}" for r in ranks)
+        raise ValueError(f"key '{key}': expected a {expected} batched tensor, got shape {tuple(value.shape)}")
     return as_plain_tensor(value)
 
 
 def present_batched_keys(
-    transform: MapTransform, data: MutableMapping, ndim: int | Sequence[int] = BATCHED_NDIM
+    transform: MapTransform, data: MutableMapping, ndim: int | Sequence[int] = BATCHED_RANKS
 ) -> list[Hashable]:
     """Validate and return the keys of ``transform`` present in ``data`` (missing keys raise unless allowed).
 
@@ -140,10 +151,11 @@ class BatchedRandomTransform(Randomizable):
     """Base of the batched array transforms: a per-sample coin plus parameters drawn by ``randomize(img)``.
 
     Subclasses implement ``randomize(img)`` (store per-sample parameters for ``img.shape[0]`` samples) and
-    ``apply(img)``; ``__call__(img, randomize=True)`` validates ``img`` then applies.
+    ``apply(img)``; ``__call__(img, randomize=True)`` validates ``img`` (2-D ``(B, C, Y, X)`` or 3-D
+    ``(B, C, Z, Y, X)`` by default, see ``ndim``) then applies.
     """
 
-    ndim: tuple[int, ...] = (BATCHED_NDIM,)
+    ndim: tuple[int, ...] = BATCHED_RANKS
     # True when channels are transformed independently with the same per-sample parameters, so that
     # dictionary wrappers may process same-shaped keys in one pass (concatenated along channels)
     channel_independent: bool = False
@@ -165,12 +177,15 @@ class BatchedRandomTransform(Randomizable):
         raise NotImplementedError
 
     def __call__(self, img: Tensor, randomize: bool = True) -> Tensor:
-        """Transform ``img`` ``(B, C, Z, Y, X)``, drawing new per-sample parameters if ``randomize``."""
+        """Transform ``img`` ``(B, C, [Z,] Y, X)``, drawing new per-sample parameters if ``randomize``.
+
+        ``randomize=False`` re-applies the parameters of the last draw (e.g. to a second tensor of the batch).
+        """
         img = check_batched("img", img, self.ndim)
         if randomize:
             self.randomize(img)
         if self._batch_size is None:
-            raise RuntimeError(f"{type(self).__name__}: call randomize(img) before __call__(img, randomize=False)")
+            raise RuntimeError(not_drawn_message(self))
         if self._batch_size != img.shape[0]:
             raise ValueError(
                 f"{type(self).__name__}: parameters were drawn for {self._batch_size} samples, "

@@ -8,7 +8,7 @@ from monai.transforms import CenterSpatialCrop, Cropd, RandCropd, RandSpatialCro
 from monai.utils import fall_back_tuple
 from torch import Tensor
 
-from viscy_transforms._base import as_plain_tensor, check_batched, present_batched_keys, seed_from_global_rng
+from viscy_transforms._base import check_batched, not_drawn_message, present_batched_keys, seed_from_global_rng
 
 __all__ = [
     "BatchedCenterSpatialCrop",
@@ -33,7 +33,7 @@ class BatchedCenterSpatialCrop(CenterSpatialCrop):
 
     def __call__(self, img: Tensor, lazy: bool | None = None) -> Tensor:  # type: ignore[override]
         """Crop ``img`` (2-D or 3-D spatial) and return a plain tensor view on the same device."""
-        img = check_batched("img", img, ndim=(4, 5))
+        img = check_batched("img", img)
         slices = self.compute_slices(img.shape[2:])
         return img[(slice(None), slice(None), *slices)]
 
@@ -57,18 +57,20 @@ class BatchedCenterSpatialCropd(Cropd):
     def __call__(self, data: Mapping[Hashable, Tensor], lazy: bool | None = None) -> dict[Hashable, Tensor]:
         """Crop every present key; other entries are left untouched."""
         d = dict(data)
-        for key in present_batched_keys(self, d, ndim=(4, 5)):
+        for key in present_batched_keys(self, d):
             d[key] = self.cropper(d[key])
         return d
 
 
 class BatchedRandSpatialCrop(RandSpatialCrop):
-    """Crop a fixed-size window at a random position drawn independently for every sample of a 3-D batch.
+    """Crop a fixed-size window at a random position drawn independently for every sample.
+
+    Works on 2-D ``(B, C, Y, X)`` and 3-D ``(B, C, Z, Y, X)`` batches.
 
     Parameters
     ----------
     roi_size : Sequence[int] | int
-        Crop size ``(Z, Y, X)``; non-positive entries keep the image size, larger ones are clipped to it.
+        Crop size ``([Z,] Y, X)``; non-positive entries keep the image size, larger ones are clipped to it.
     max_roi_size : Sequence[int] | int | None
         Only meaningful with ``random_size``, which batched crops do not support.
     random_center : bool
@@ -92,34 +94,46 @@ class BatchedRandSpatialCrop(RandSpatialCrop):
         seed_from_global_rng(self)
 
     def randomize(self, img_size: Sequence[int], batch_size: int = 1) -> None:  # type: ignore[override]
-        """Draw the crop origin of each of ``batch_size`` samples for spatial size ``img_size`` ``(Z, Y, X)``."""
-        if len(img_size) != 3:
-            raise ValueError(f"BatchedRandSpatialCrop only supports 3D data, got spatial size {tuple(img_size)}")
+        """Draw the crop origin of each of ``batch_size`` samples for spatial size ``img_size`` ``([Z,] Y, X)``."""
+        if len(img_size) not in (2, 3):
+            raise ValueError(
+                f"BatchedRandSpatialCrop supports 2-D (Y, X) and 3-D (Z, Y, X) data, got spatial size {tuple(img_size)}"
+            )
+        if not isinstance(self.roi_size, int) and len(self.roi_size) != len(img_size):
+            raise ValueError(f"roi_size {self.roi_size!r} does not match the spatial size {tuple(img_size)}")
         size = np.asarray(img_size)
         crop = np.minimum(np.asarray(fall_back_tuple(self.roi_size, img_size)), size)
         if self.random_center:
-            starts = self.R.randint(0, size - crop + 1, size=(batch_size, 3))
+            starts = self.R.randint(0, size - crop + 1, size=(batch_size, len(size)))
         else:
-            starts = np.broadcast_to((size - crop) // 2, (batch_size, 3))
+            starts = np.broadcast_to((size - crop) // 2, (batch_size, len(size)))
         self._starts, self._crop_size = starts.astype(np.int64), tuple(int(c) for c in crop)
 
     def __call__(self, img: Tensor, randomize: bool = True, lazy: bool | None = None) -> Tensor:  # type: ignore[override]
-        """Crop ``img`` ``(B, C, Z, Y, X)`` at the per-sample origins (drawn now if ``randomize``)."""
-        if img.ndim != 5:
-            raise ValueError(f"BatchedRandSpatialCrop only supports 3D data (B, C, Z, Y, X), got {tuple(img.shape)}")
-        img = as_plain_tensor(img)
+        """Crop ``img`` ``(B, C, [Z,] Y, X)`` at the per-sample origins (drawn now if ``randomize``)."""
+        img = check_batched("img", img)
         if randomize:
             self.randomize(img.shape[2:], batch_size=img.shape[0])
         if self._starts is None or self._crop_size is None:
-            raise RuntimeError("BatchedRandSpatialCrop: call randomize() before __call__(randomize=False)")
-        if len(self._starts) != img.shape[0]:
-            raise ValueError(f"crop origins were drawn for {len(self._starts)} samples, got batch {tuple(img.shape)}")
+            raise RuntimeError(not_drawn_message(self))
+        if self._starts.shape != (img.shape[0], img.ndim - 2):
+            raise ValueError(
+                f"crop origins were drawn for {len(self._starts)} samples of {self._starts.shape[1]} spatial dims, "
+                f"got batch {tuple(img.shape)}"
+            )
+        n_spatial = img.ndim - 2
         starts = torch.as_tensor(self._starts, device=img.device)
-        z, y, x = (starts[:, i, None] + torch.arange(n, device=img.device) for i, n in enumerate(self._crop_size))
-        batch = torch.arange(img.shape[0], device=img.device)[:, None, None, None]
-        # advanced indices around the channel slice put the indexed dims first: (B, Zc, Yc, Xc, C)
-        patches = img[batch, :, z[:, :, None, None], y[:, None, :, None], x[:, None, None, :]]
-        return patches.permute(0, 4, 1, 2, 3)
+        # one (B, n, 1, ..., 1) index per spatial axis, broadcasting to (B, *crop)
+        index = [
+            (starts[:, axis, None] + torch.arange(n, device=img.device)).view(
+                -1, *np.where(np.arange(n_spatial) == axis, n, 1)
+            )
+            for axis, n in enumerate(self._crop_size)
+        ]
+        batch = torch.arange(img.shape[0], device=img.device).view(-1, *(1,) * n_spatial)
+        # advanced indices around the channel slice put the indexed dims first: (B, *crop, C)
+        patches = img[(batch, slice(None), *index)]
+        return patches.movedim(-1, 1)
 
 
 class BatchedRandSpatialCropd(RandCropd):
@@ -128,7 +142,7 @@ class BatchedRandSpatialCropd(RandCropd):
     Parameters
     ----------
     keys : Sequence[str] | str
-        Keys of batched ``(B, C, Z, Y, X)`` tensors with identical spatial shapes.
+        Keys of batched ``(B, C, [Z,] Y, X)`` tensors with identical spatial shapes.
     roi_size, max_roi_size, random_center, random_size
         See :class:`BatchedRandSpatialCrop`.
     allow_missing_keys : bool

@@ -1,4 +1,4 @@
-"""Random elastic deformation of batched 3-D tensors with per-sample fields."""
+"""Random elastic deformation of batched 2-D or 3-D tensors with per-sample fields."""
 
 from collections.abc import Hashable, Mapping, Sequence
 
@@ -16,7 +16,7 @@ from viscy_transforms._base import (
     present_batched_keys,
     seed_from_global_rng,
 )
-from viscy_transforms._gaussian_smooth import filter3d_separable, gaussian_kernels
+from viscy_transforms._gaussian_smooth import filter_separable, gaussian_kernels
 
 __all__ = ["BatchedRand3DElasticd"]
 
@@ -26,12 +26,13 @@ class BatchedRand3DElasticd(MapTransform, Randomizable):
 
     As MONAI's ``Rand3DElasticd``: a displacement field of ``U(-1, 1)`` noise is smoothed with a Gaussian of
     sigma ``U(sigma_range)`` voxels and multiplied by ``U(magnitude_range)`` voxels; the output samples the
-    input at the displaced centred grid. All keys of a sample share the same field.
+    input at the displaced centred grid. All keys of a sample share the same field. Despite the name, 2-D
+    batches ``(B, C, Y, X)`` are deformed the same way with a 2-component (Y, X) field.
 
     Parameters
     ----------
     keys : Sequence[str] | str
-        Keys of batched ``(B, C, Z, Y, X)`` tensors.
+        Keys of batched ``(B, C, [Z,] Y, X)`` tensors.
     sigma_range : tuple[float, float]
         Range of the smoothing sigma (voxels).
     magnitude_range : tuple[float, float]
@@ -74,14 +75,16 @@ class BatchedRand3DElasticd(MapTransform, Randomizable):
         selected = draw_coins(self.R, self.prob, batch_size)
         sigma = self.R.uniform(*self.sigma_range, batch_size)
         magnitude = self.R.uniform(*self.magnitude_range, batch_size) * selected
-        grid = centered_grid(out_size, dtype, like.device).expand(batch_size, -1, -1, -1, -1)
+        n_spatial = len(out_size)
+        grid = centered_grid(out_size, dtype, like.device).expand(batch_size, *(-1,) * (n_spatial + 1))
         if not selected.any():
             return grid, selected
         generator = device_generator(self.R, like.device)
-        noise = torch.rand((batch_size, 3, *out_size), generator=generator, dtype=dtype, device=like.device) * 2 - 1
+        shape = (batch_size, n_spatial, *out_size)
+        noise = torch.rand(shape, generator=generator, dtype=dtype, device=like.device) * 2 - 1
         kernel = gaussian_kernels(torch.as_tensor(sigma, dtype=dtype, device=like.device))
-        field = filter3d_separable(noise, kernel, kernel, kernel, border_type="constant")
-        scale = torch.as_tensor(magnitude, dtype=dtype, device=like.device).view(-1, 1, 1, 1, 1)
+        field = filter_separable(noise, [kernel] * n_spatial, border_type="constant")
+        scale = torch.as_tensor(magnitude, dtype=dtype, device=like.device).view(-1, *(1,) * (n_spatial + 1))
         return grid + field * scale, selected
 
     def __call__(self, data: Mapping[Hashable, Tensor]) -> dict[Hashable, Tensor]:

@@ -17,12 +17,10 @@ class BatchedRandFlip(BatchedRandomTransform):
     Parameters
     ----------
     spatial_axes : int | Sequence[int]
-        Spatial axes (0 = first spatial dim, i.e. Z of ``(B, C, Z, Y, X)``).
+        Spatial axes (0 = first spatial dim, i.e. Z of ``(B, C, Z, Y, X)`` and Y of a 2-D ``(B, C, Y, X)``).
     prob : float
         Probability of flipping a sample along one axis.
     """
-
-    ndim = (4, 5)
 
     channel_independent = True
 
@@ -35,7 +33,10 @@ class BatchedRandFlip(BatchedRandomTransform):
         """Draw a ``(B, n_axes)`` table of flip decisions."""
         spatial_ndim = img.ndim - 2
         if any(not -spatial_ndim <= axis < spatial_ndim for axis in self.spatial_axes):
-            raise ValueError(f"spatial_axes {self.spatial_axes} out of range for image shape {tuple(img.shape)}")
+            raise ValueError(
+                f"spatial_axes {self.spatial_axes} out of range for image shape {tuple(img.shape)} with "
+                f"{spatial_ndim} spatial axes (a 2-D batch (B, C, Y, X) takes spatial_axes within (0, 1))"
+            )
         self.draw_selected(img.shape[0])
         self._flips = self.R.random_sample((img.shape[0], len(self.spatial_axes))) < self.prob
 

@@ -27,7 +27,8 @@ class _BatchedRandIntensityShift(BatchedRandomTransform):
 
     def apply(self, img: Tensor) -> Tensor:
         x = img.to(img.dtype if img.is_floating_point() else torch.float32)
-        return x + torch.as_tensor(self._shifts, dtype=x.dtype, device=x.device).view(-1, 1, 1, 1, 1)
+        shifts = torch.as_tensor(self._shifts, dtype=x.dtype, device=x.device)
+        return x + shifts.view(-1, *(1,) * (x.ndim - 1))
 
 
 class BatchedRandHistogramShiftd(BatchedRandDict):
@@ -36,7 +37,7 @@ class BatchedRandHistogramShiftd(BatchedRandDict):
     Parameters
     ----------
     keys : Sequence[str] | str
-        Keys of batched ``(B, C, Z, Y, X)`` tensors.
+        Keys of batched ``(B, C, [Z,] Y, X)`` tensors.
     shift_range : tuple[float, float]
         Range of the additive offset.
     prob : float

@@ -1,6 +1,7 @@
 """Per-sample random contrast (gamma) and intensity scaling of batched tensors."""
 
 from collections.abc import Sequence
+from numbers import Real
 
 import numpy as np
 import torch
@@ -19,15 +20,24 @@ _CONTRAST_EPS = 1e-7
 _STD_EPS = 1e-8
 
 
+def _is_number(value: object) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool)
+
+
 def _gamma_range(gamma: Sequence[float] | float) -> tuple[float, float]:
-    """MONAI's gamma semantics: a number ``g > 0.5`` means ``U(0.5, g)``, a pair ``U(min, max)`` with min > 0."""
-    if isinstance(gamma, int | float):
-        if gamma <= 0.5:
-            raise ValueError(f"if gamma is a number it must be > 0.5 (drawn from (0.5, gamma)), got {gamma}")
+    """MONAI's gamma semantics: a number ``g`` means ``U(0.5, g)`` (so ``g > 0.5``), a pair ``U(low, high)``.
+
+    The pair must hold two positive numbers with ``low <= high`` (a list or a tuple, e.g. from YAML).
+    """
+    if _is_number(gamma):
+        if not gamma > 0.5:
+            raise ValueError(f"gamma as a number must be > 0.5 (gamma is drawn from (0.5, gamma)), got {gamma!r}")
         return 0.5, float(gamma)
-    low, high = as_pair(gamma, "gamma")
-    if low <= 0:
-        raise ValueError(f"gamma range must be positive, got {gamma!r}")
+    if not isinstance(gamma, Sequence) or len(gamma) != 2 or not all(_is_number(g) for g in gamma):
+        raise ValueError(f"gamma must be a number > 0.5 or a (low, high) pair of numbers, got {gamma!r}")
+    low, high = float(gamma[0]), float(gamma[1])
+    if not 0 < low <= high:
+        raise ValueError(f"gamma range must be two increasing positive numbers (0 < low <= high), got {gamma!r}")
     return low, high
 
 
@@ -35,11 +45,13 @@ class BatchedRandAdjustContrast(BatchedRandomTransform):
     """Gamma contrast with an independent coin and gamma per sample (MONAI ``AdjustContrast`` per sample).
 
     Each selected sample is min-max normalised over all its voxels, raised to ``gamma`` and rescaled.
+    Works on 2-D ``(B, C, Y, X)`` and 3-D ``(B, C, Z, Y, X)`` batches.
 
     Parameters
     ----------
     gamma : tuple[float, float] | float
-        Range of gamma, or a number ``g > 0.5`` for ``(0.5, g)``.
+        Range ``(low, high)`` of gamma with ``0 < low <= high``, or a number ``g > 0.5`` for ``(0.5, g)``
+        (MONAI's ``RandAdjustContrast``); anything else raises ``ValueError``.
     prob : float
         Probability that a sample is transformed.
     invert_image : bool
@@ -104,7 +116,7 @@ class BatchedRandAdjustContrastd(BatchedRandDict):
 
 
 class BatchedRandScaleIntensity(BatchedRandomTransform):
-    """Multiply each selected sample by ``1 + f`` with its own random ``f``.
+    """Multiply each selected sample by ``1 + f`` with its own random ``f`` (2-D or 3-D batches).
 
     Parameters
     ----------
@@ -113,7 +125,8 @@ class BatchedRandScaleIntensity(BatchedRandomTransform):
     prob : float
         Probability that a sample is scaled (unselected samples keep ``f = 0``).
     channel_wise : bool
-        Draw one factor per (sample, channel) instead of per sample.
+        Draw one factor per (sample, channel) instead of per sample. ``__call__(img, randomize=False)``
+        re-applies the factors of the last draw.
     """
 
     def __init__(

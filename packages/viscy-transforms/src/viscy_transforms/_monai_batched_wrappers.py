@@ -151,6 +151,8 @@ class RandAdjustContrastd(_RandomBatchedDispatch, mt.RandAdjustContrastd):
     ) -> None:
         gamma = tuple(gamma) if isinstance(gamma, Sequence) else gamma
         super().__init__(keys, prob, gamma, invert_image, retain_stats, allow_missing_keys)
+        # MONAI's own (low, high) reading of gamma (it sorts a pair), so that both paths accept the same values
+        gamma = self.adjuster.gamma
         self.batched = BatchedRandAdjustContrastd(keys, gamma, prob, invert_image, retain_stats, allow_missing_keys)
         seed_from_global_rng(self)
 

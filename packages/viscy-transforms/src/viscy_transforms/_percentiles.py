@@ -14,8 +14,6 @@ from viscy_transforms._base import check_batched, present_batched_keys
 
 __all__ = ["BatchedScaleIntensityRangePercentiles", "BatchedScaleIntensityRangePercentilesd", "batched_quantile"]
 
-_BATCHED_RANKS = (4, 5)
-
 
 def batched_quantile(values: Tensor, q: float) -> Tensor:
     """Quantile ``q`` in [0, 1] along the last dim with linear interpolation (as ``torch.quantile``).
@@ -86,7 +84,7 @@ class BatchedScaleIntensityRangePercentiles(Transform):
 
     def __call__(self, img: Tensor) -> Tensor:
         """Rescale ``img`` ``(B, C, *spatial)``."""
-        img = check_batched("img", img, _BATCHED_RANKS)
+        img = check_batched("img", img)
         x = img.to(img.dtype if img.is_floating_point() else torch.float32)
         flat = x.flatten(2) if self.channel_wise else x.flatten(1)
         view = flat.shape[:-1] + (1,) * (x.ndim - flat.ndim + 1)
@@ -130,6 +128,6 @@ class BatchedScaleIntensityRangePercentilesd(MapTransform):
     def __call__(self, data: Mapping[Hashable, Tensor]) -> dict[Hashable, Tensor]:
         """Rescale every present key."""
         d = dict(data)
-        for key in present_batched_keys(self, d, _BATCHED_RANKS):
+        for key in present_batched_keys(self, d):
             d[key] = self.scaler(d[key])
         return d

@@ -1,4 +1,4 @@
-"""Random local pixel shuffling (permute voxels inside small random cubes) of batched tensors."""
+"""Random local pixel shuffling (permute voxels inside small random cubes or squares) of batched tensors."""
 
 from collections.abc import Sequence
 
@@ -26,7 +26,7 @@ class _BatchedRandLocalPixelShuffling(BatchedRandomTransform):
         self.shuffle_prob = shuffle_prob
         self._origins: np.ndarray | None = None
         self._permutations: np.ndarray | None = None
-        self._patch: tuple[int, int, int] | None = None
+        self._patch: tuple[int, ...] | None = None
         self._active = False
 
     def randomize(self, img: Tensor) -> None:
@@ -34,10 +34,10 @@ class _BatchedRandLocalPixelShuffling(BatchedRandomTransform):
         batch_size, spatial = img.shape[0], np.asarray(img.shape[2:])
         selected = self.draw_selected(batch_size)
         patch = np.minimum(self.patch_size, spatial)
-        n_patches = min(int(self.shuffle_prob * spatial.prod() / self.patch_size**3), _MAX_PATCHES)
+        n_patches = min(int(self.shuffle_prob * spatial.prod() / self.patch_size ** len(spatial)), _MAX_PATCHES)
         n_voxels = int(patch.prod())
         self._patch = tuple(int(p) for p in patch)
-        self._origins = self.R.randint(0, spatial - patch + 1, size=(n_patches, batch_size, 3))
+        self._origins = self.R.randint(0, spatial - patch + 1, size=(n_patches, batch_size, len(spatial)))
         permutations = np.argsort(self.R.random_sample((n_patches, batch_size, n_voxels)), axis=-1)
         permutations[:, ~selected] = np.arange(n_voxels)
         self._permutations = permutations
@@ -48,11 +48,15 @@ class _BatchedRandLocalPixelShuffling(BatchedRandomTransform):
         if not self._active:
             return img
         batch_size, channels = img.shape[:2]
-        strides = torch.tensor([img.shape[3] * img.shape[4], img.shape[4], 1], device=img.device)
+        if len(self._patch) != img.ndim - 2:
+            raise ValueError(f"patches were drawn for {len(self._patch)} spatial dims, got {tuple(img.shape)}")
+        spatial = img.shape[2:]
+        # row-major strides of the flattened spatial dims
+        strides = torch.tensor([int(np.prod(spatial[axis + 1 :])) for axis in range(len(spatial))], device=img.device)
         offsets = (
             torch.stack(
                 torch.meshgrid(*(torch.arange(p, device=img.device) for p in self._patch), indexing="ij"), dim=-1
-            ).reshape(-1, 3)
+            ).reshape(-1, len(self._patch))
             @ strides
         )
         origins = torch.as_tensor(self._origins, device=img.device) @ strides  # (n, B)
@@ -69,14 +73,17 @@ class _BatchedRandLocalPixelShuffling(BatchedRandomTransform):
 class BatchedRandLocalPixelShufflingd(BatchedRandDict):
     """Shuffle voxels inside small random cubes of each selected sample (same patches for all its keys).
 
+    On 2-D ``(B, C, Y, X)`` batches the patches are squares.
+
     Parameters
     ----------
     keys : Sequence[str] | str
-        Keys of batched ``(B, C, Z, Y, X)`` tensors.
+        Keys of batched ``(B, C, [Z,] Y, X)`` tensors.
     patch_size : int
-        Edge length of the cubes (clipped to each spatial dim).
+        Edge length of the cubes (squares in 2-D), clipped to each spatial dim.
     shuffle_prob : float
-        Fraction of the volume covered: ``min(int(shuffle_prob * Z*Y*X / patch_size**3), 100)`` cubes.
+        Fraction of the volume covered: ``min(int(shuffle_prob * Z*Y*X / patch_size**3), 100)`` cubes
+        (``Y*X / patch_size**2`` squares in 2-D).
     prob : float
         Probability that a sample is shuffled (independent per sample).
     allow_missing_keys : bool

@@ -12,16 +12,20 @@ from viscy_transforms._base import BatchedRandDict, BatchedRandomTransform, as_p
 __all__ = ["BatchedRandSharpend"]
 
 
-def _sharpen_kernel(channels: int, dtype: torch.dtype, device: torch.device) -> Tensor:
-    """Depthwise 3x3x3 kernel: centre 7, the six face neighbours -1 (sums to 1), shape ``(C, 1, 3, 3, 3)``."""
-    kernel = torch.zeros(3, 3, 3, dtype=dtype, device=device)
-    kernel[1, 1, 1] = 7.0
-    for axis in range(3):
+def _sharpen_kernel(channels: int, spatial_ndim: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """Depthwise 3-wide kernel whose face neighbours are -1 and centre ``1 + 2 * spatial_ndim`` (sums to 1).
+
+    3-D: centre 7 and six neighbours, shape ``(C, 1, 3, 3, 3)``; 2-D: centre 5 and four, ``(C, 1, 3, 3)``.
+    """
+    kernel = torch.zeros((3,) * spatial_ndim, dtype=dtype, device=device)
+    centre = (1,) * spatial_ndim
+    kernel[centre] = 1.0 + 2 * spatial_ndim
+    for axis in range(spatial_ndim):
         for side in (0, 2):
-            index = [1, 1, 1]
+            index = list(centre)
             index[axis] = side
             kernel[tuple(index)] = -1.0
-    return kernel.expand(channels, 1, 3, 3, 3)
+    return kernel.expand(channels, 1, *kernel.shape)
 
 
 class _BatchedRandSharpen(BatchedRandomTransform):
@@ -42,19 +46,23 @@ class _BatchedRandSharpen(BatchedRandomTransform):
         if not self._alphas.any():
             return img
         x = img.to(img.dtype if img.is_floating_point() else torch.float32)
-        kernel = _sharpen_kernel(x.shape[1], x.dtype, x.device)
-        sharpened = F.conv3d(x, kernel, padding=1, groups=x.shape[1])
-        alpha = torch.as_tensor(self._alphas, dtype=x.dtype, device=x.device).view(-1, 1, 1, 1, 1)
+        kernel = _sharpen_kernel(x.shape[1], x.ndim - 2, x.dtype, x.device)
+        conv = F.conv3d if x.ndim == 5 else F.conv2d
+        sharpened = conv(x, kernel, padding=1, groups=x.shape[1])
+        alpha = torch.as_tensor(self._alphas, dtype=x.dtype, device=x.device).view(-1, *(1,) * (x.ndim - 1))
         return torch.lerp(x, sharpened, alpha)
 
 
 class BatchedRandSharpend(BatchedRandDict):
     """Sharpen each selected sample with a random strength (shared by its keys); any number of channels.
 
+    The kernel has ``-1`` on the face neighbours and ``1 + 2 * n`` in the centre for ``n`` spatial dims
+    (3-D: 7 and six neighbours; 2-D ``(B, C, Y, X)``: 5 and four).
+
     Parameters
     ----------
     keys : Sequence[str] | str
-        Keys of batched ``(B, C, Z, Y, X)`` tensors.
+        Keys of batched ``(B, C, [Z,] Y, X)`` tensors.
     alpha_range : tuple[float, float]
         Range of the blending weight of the sharpened image.
     prob : float

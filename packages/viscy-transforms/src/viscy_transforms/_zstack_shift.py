@@ -14,6 +14,7 @@ __all__ = ["BatchedRandZStackShiftd"]
 class _BatchedRandZStackShift(BatchedRandomTransform):
     """Shift each selected sample by an integer in ``[-max_shift, max_shift]`` slices; vacated slices = cval."""
 
+    ndim = (5,)
     channel_independent = True
 
     def __init__(self, max_shift: int, prob: float, mode: str, cval: float) -> None:
@@ -46,7 +47,8 @@ class BatchedRandZStackShiftd(BatchedRandDict):
     Parameters
     ----------
     keys : Sequence[str] | str
-        Keys of batched ``(B, C, Z, Y, X)`` tensors.
+        Keys of batched ``(B, C, Z, Y, X)`` tensors (a 2-D ``(B, C, Y, X)`` batch has no Z axis to shift and
+        raises ``ValueError``).
     max_shift : int
         Largest shift in slices (either direction).
     prob : float
