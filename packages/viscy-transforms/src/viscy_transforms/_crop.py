@@ -123,13 +123,12 @@ class BatchedRandSpatialCrop(RandSpatialCrop):
             )
         n_spatial = img.ndim - 2
         starts = torch.as_tensor(self._starts, device=img.device)
-        # one (B, n, 1, ..., 1) index per spatial axis, broadcasting to (B, *crop)
-        index = [
-            (starts[:, axis, None] + torch.arange(n, device=img.device)).view(
-                -1, *np.where(np.arange(n_spatial) == axis, n, 1)
-            )
-            for axis, n in enumerate(self._crop_size)
-        ]
+        # one index per spatial axis, shaped (B, 1, .., n_axis, .., 1) so that they broadcast to (B, *crop)
+        index = []
+        for axis, n in enumerate(self._crop_size):
+            shape = [1] * n_spatial
+            shape[axis] = n
+            index.append((starts[:, axis, None] + torch.arange(n, device=img.device)).view(-1, *shape))
         batch = torch.arange(img.shape[0], device=img.device).view(-1, *(1,) * n_spatial)
         # advanced indices around the channel slice put the indexed dims first: (B, *crop, C)
         patches = img[(batch, slice(None), *index)]
