@@ -127,7 +127,7 @@ def test_after_transfer_normalizes_by_generic_keys_and_crops(two_experiment_plat
     )
     dm.setup("fit")
     raw = dm.train_dataset.__getitems__([0, 1, 2])
-    means = raw["anchor_norm_meta"]["ch_1"]["fov_statistics"]["mean"]
+    means = torch.stack([meta["ch_1"]["fov_statistics"]["mean"] for meta in raw["anchor_norm_meta"]])
     expected = raw["anchor"][:, :, :, 4:12, 4:12].clone()
     expected[:, 1] -= means.view(-1, 1, 1, 1)
     out = dm.on_after_batch_transfer(raw, 0)
@@ -157,6 +157,19 @@ def test_augmentation_and_channel_dropout_only_in_training(two_experiment_plates
         for key in ("anchor", "positive"):
             assert torch.all(batch[key][:, 1] != 0)
             assert torch.all(batch[key][:, 0] < 1e6)
+
+
+def test_channel_dropout_outside_a_trainer_follows_its_own_train_eval_state(two_experiment_plates):
+    dm = _datamodule(two_experiment_plates, channel_dropout_channels=[1], channel_dropout_prob=1.0)
+    dm.setup("fit")
+    assert dm.trainer is None
+    dm.channel_dropout.eval()
+    out = dm.on_after_batch_transfer(dm.train_dataset.__getitems__([0, 1, 2]), 0)
+    assert torch.all(out["anchor"][:, 1] != 0) and torch.all(out["positive"][:, 1] != 0)
+    assert not dm.channel_dropout.training
+    dm.channel_dropout.train()
+    out = dm.on_after_batch_transfer(dm.train_dataset.__getitems__([0, 1, 2]), 0)
+    assert torch.all(out["anchor"][:, 1] == 0) and torch.all(out["positive"][:, 1] == 0)
 
 
 def test_fit_then_predict_with_contrastive_module(two_experiment_plates):

@@ -108,10 +108,10 @@ def test_norm_meta_is_keyed_by_generic_channel_names(two_experiment_plates, two_
     dataset = _dataset(two_experiment_index)
     anchors = two_experiment_index.valid_anchors
     batch = dataset.__getitems__(list(range(len(anchors))))
-    meta = batch["anchor_norm_meta"]
-    assert set(meta) == {"ch_0", "ch_1"}
-    means = meta["ch_1"]["fov_statistics"]["mean"]
-    assert means.shape == (len(anchors),)
+    metas = batch["anchor_norm_meta"]
+    assert isinstance(metas, list) and len(metas) == len(anchors)
+    assert all(set(meta) == {"ch_0", "ch_1"} for meta in metas)
+    means = [meta["ch_1"]["fov_statistics"]["mean"] for meta in metas]
     for exp in ("exp_a", "exp_b"):
         row = int(
             np.flatnonzero((anchors["experiment"] == exp).to_numpy() & (anchors["fov_name"] == "B/1/0").to_numpy())[0]
@@ -119,6 +119,26 @@ def test_norm_meta_is_keyed_by_generic_channel_names(two_experiment_plates, two_
         with open_ome_zarr(two_experiment_plates["root"] / f"{exp}.zarr", mode="r") as plate:
             stored = plate["B/1/0"].zattrs["normalization"][SOURCES[exp][1]]["fov_statistics"]["mean"]
         assert means[row].item() == pytest.approx(stored)
+
+
+def test_norm_meta_lists_have_none_for_fovs_without_metadata(tmp_path):
+    plates = write_two_experiment_plates(tmp_path)
+    with open_ome_zarr(plates["root"] / "exp_b.zarr", mode="r+") as plate:
+        plate["B/1/0"].zattrs.pop("normalization")
+    registry = ExperimentRegistry.from_yaml(plates["experiments_yaml"])
+    index = MultiExperimentIndex(registry, slice(0, 2), (PATCH, PATCH), tau_range_hours=TAU_HOURS)
+    dataset = _dataset(index)
+    anchors = index.valid_anchors
+    batch = dataset.__getitems__(list(range(len(anchors))))
+    lacking = ((anchors["experiment"] == "exp_b") & (anchors["fov_name"] == "B/1/0")).to_numpy()
+    assert lacking.any() and not lacking.all()
+    for key in ("anchor_norm_meta", "positive_norm_meta"):  # positives come from the anchor's FOV
+        metas = batch[key]
+        assert isinstance(metas, list) and len(metas) == len(anchors)
+        assert [meta is None for meta in metas] == lacking.tolist()
+        assert all(set(meta) == {"ch_0", "ch_1"} for meta in metas if meta is not None)
+    predict = _dataset(index, fit=False).__getitems__([0, 1])["anchor_norm_meta"]
+    assert isinstance(predict, list) and len(predict) == 2
 
 
 def test_predict_mode_serves_every_observation_with_index(two_experiment_index):

@@ -3,7 +3,14 @@ import torch
 from models_testing import state_dict_summary
 
 from viscy_models import FullyConvolutionalMAE, Unet2d, Unet25d, UNeXt2
-from viscy_models.unet.fcmae import generate_mask, masked_patchify, masked_unpatchify, upsample_mask
+from viscy_models.unet.fcmae import (
+    MaskedAdaptiveProjection,
+    MaskedConvNeXtV2Block,
+    generate_mask,
+    masked_patchify,
+    masked_unpatchify,
+    upsample_mask,
+)
 
 
 def _assert_rejected_before_convolution(model, first_conv, x, expected):
@@ -224,3 +231,45 @@ def test_unet25d_regression_output_depth():
         Unet25d(dropout=0.8)
     with pytest.raises(ValueError, match="num_filters"):
         Unet25d(num_filters=(8, 16))
+
+
+@pytest.mark.parametrize(
+    ("kernel_size_2d", "shape", "expected"),
+    [
+        ((2, 4), (2, 3, 15, 6, 8), (2, 12, 3, 2)),
+        ((2, 4), (2, 3, 1, 6, 8), (2, 12, 3, 2)),
+        ((2, 4), (2, 3, 6, 8), (2, 12, 3, 2)),
+        (2, (2, 3, 15, 6, 8), (2, 12, 3, 4)),
+        (2, (2, 3, 6, 8), (2, 12, 3, 4)),
+    ],
+)
+def test_adaptive_projection_accepts_int_or_yx_kernel_for_2d_and_3d(kernel_size_2d, shape, expected):
+    stem = MaskedAdaptiveProjection(3, 12, kernel_size_2d=kernel_size_2d, kernel_depth=5, in_stack_depth=15)
+    with torch.no_grad():
+        assert stem(torch.rand(shape)).shape == expected
+
+
+def test_adaptive_projection_yx_kernel_shapes_and_bad_inputs():
+    stem = MaskedAdaptiveProjection(3, 12, kernel_size_2d=(2, 4), kernel_depth=5, in_stack_depth=15)
+    assert stem.conv3d.weight.shape == (4, 3, 5, 2, 4)
+    assert stem.conv2d.weight.shape == (12, 3, 2, 4)
+    with pytest.raises(ValueError, match="input depth 10"):
+        stem(torch.rand(1, 3, 10, 6, 8))
+    with pytest.raises(ValueError, match="kernel_size_2d"):
+        MaskedAdaptiveProjection(3, 12, kernel_size_2d=(2, 4, 4))
+
+
+def test_masked_block_zeroes_masked_positions_including_residual():
+    torch.manual_seed(0)
+    block = MaskedConvNeXtV2Block(16).eval()
+    x = torch.rand(2, 16, 8, 8) + 1.0
+    unmasked = ~generate_mask(x.shape, stride=1, mask_ratio=0.5, device="cpu")
+    hidden = ~unmasked.expand_as(x)
+    with torch.no_grad():
+        out = block(x, unmasked)
+        reference = block(x)
+        all_visible = block(x, torch.ones(2, 1, 8, 8, dtype=torch.bool))
+    assert reference[hidden].abs().min() > 0  # the unmasked forward does carry the residual there
+    assert torch.equal(out[hidden], torch.zeros_like(out[hidden]))
+    assert out[~hidden].abs().min() > 0
+    torch.testing.assert_close(all_visible, reference)

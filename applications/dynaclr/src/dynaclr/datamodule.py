@@ -26,7 +26,7 @@ from monai.transforms import Compose, MapTransform
 from torch import Tensor
 
 from dynaclr.dataset import MultiExperimentTripletDataset, generic_channel_names
-from viscy_data._utils import BatchedCenterSpatialCropd, _check_norm_meta, _transform_channel_wise
+from viscy_data._utils import BatchedCenterSpatialCropd, _check_norm_meta, _stack_norm_meta, _transform_channel_wise
 from viscy_data.cell_index import MultiExperimentIndex
 from viscy_data.channel_dropout import ChannelDropout
 from viscy_data.experiment import ExperimentRegistry
@@ -301,11 +301,22 @@ temporal_global_fraction, experiment_weights, condition_ratio
         sequence = np.random.SeedSequence([self.seed, self.trainer.global_rank, batches_before])
         return int(sequence.generate_state(1)[0])
 
+    def on_before_batch_transfer(self, batch: dict | Tensor, dataloader_idx: int) -> dict | Tensor:
+        """Stack the per-sample ``*_norm_meta`` lists into ``(B,)`` tensors on the host (few device copies)."""
+        if isinstance(batch, dict):
+            for key in ("anchor", "positive", "negative"):
+                if isinstance(batch.get(f"{key}_norm_meta"), list):
+                    batch[f"{key}_norm_meta"] = _stack_norm_meta(batch[f"{key}_norm_meta"])
+        return batch
+
     def on_after_batch_transfer(self, batch: dict | Tensor, dataloader_idx: int) -> dict | Tensor:
         """Normalise, augment (training only), crop, then drop channels (training only) on the device.
 
         In training, the augmentations and the channel dropout are reseeded for every batch from
-        ``seed``, the rank and the batch count (see the module notes on resuming).
+        ``seed``, the rank and the batch count (see the module notes on resuming). Under a trainer its
+        state decides whether this is training; without one (a notebook, a test) the augmentations run
+        and ``channel_dropout`` keeps the train/eval state set by the user (``dm.channel_dropout.eval()``
+        turns it off).
         """
         if isinstance(batch, Tensor):
             return batch
@@ -321,10 +332,11 @@ temporal_global_fraction, experiment_weights, condition_ratio
             if key not in batch:
                 continue
             norm_meta = batch.pop(f"{key}_norm_meta", None)
-            if isinstance(norm_meta, list) and all(meta is None for meta in norm_meta):
-                norm_meta = None
+            if isinstance(norm_meta, list):
+                norm_meta = _stack_norm_meta(norm_meta)
             batch[key] = _transform_channel_wise(transform, self._channel_names, batch[key], norm_meta)
-        self.channel_dropout.train(training)
+        if self.trainer is not None:
+            self.channel_dropout.train(self.trainer.training)
         for key in ("anchor", "positive"):
             if key in batch:
                 batch[key] = self.channel_dropout(batch[key], generator=dropout_generator)

@@ -22,7 +22,7 @@ from torch.utils.data import Dataset
 from dynaclr.tau_sampling import tau_distribution
 from viscy_data._reader import PositionArrays, require
 from viscy_data._typing import INDEX_COLUMNS
-from viscy_data._utils import _index_norm_meta, _read_norm_meta, _stack_norm_meta
+from viscy_data._utils import _read_norm_meta
 from viscy_data.cell_index import MultiExperimentIndex
 
 __all__ = ["MultiExperimentTripletDataset"]
@@ -131,7 +131,7 @@ class MultiExperimentTripletDataset(Dataset):
         self.fov_norm_meta = {
             (str(e), str(fov)): meta for e, fov, meta in zip(experiments, fov_names, position_metas, strict=True)
         }
-        self._norm_meta = _stack_norm_meta(position_metas)
+        self._position_norm_meta = position_metas
         if fit:
             self._build_lineage_lookup()
 
@@ -227,8 +227,9 @@ class MultiExperimentTripletDataset(Dataset):
             for p, t, y, x in zip(table.position[rows], table.t[rows], table.y0[rows], table.x0[rows], strict=True)
         ]
 
-    def _norm_meta_of(self, table: _PatchTable, rows: np.ndarray) -> dict | None:
-        return _index_norm_meta(self._norm_meta, torch.from_numpy(table.position[rows]))
+    def _norm_meta_of(self, table: _PatchTable, rows: np.ndarray) -> list[dict | None]:
+        """The normalization metadata of each sample's FOV (None where the FOV has none)."""
+        return [self._position_norm_meta[position] for position in table.position[rows].tolist()]
 
     def __getitems__(self, indices: list[int]) -> dict[str, Any]:
         """Read a whole batch.
@@ -243,7 +244,8 @@ class MultiExperimentTripletDataset(Dataset):
         dict
             ``anchor`` ``(B, C, Z, Y, X)`` in the store dtype and ``anchor_norm_meta``; in fit mode
             ``positive`` and ``positive_norm_meta``; in predict mode ``index``, a list of B dicts of
-            the ``INDEX_COLUMNS`` present.
+            the ``INDEX_COLUMNS`` present. Each ``*_norm_meta`` is a list of B entries, the sample's
+            FOV metadata keyed by generic channel name, or None where the FOV has none.
         """
         anchors = np.asarray(indices, dtype=np.int64)
         regions = self._read(self._anchor_table, anchors)

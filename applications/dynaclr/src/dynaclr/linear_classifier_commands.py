@@ -107,6 +107,7 @@ def apply_from_config(config_path: str) -> None:
 
     import anndata as ad
 
+    from viscy_utils._store import write_anndata_zarr
     from viscy_utils.evaluation.linear_classifier import load_pipeline, predict_with_classifier
 
     try:
@@ -118,8 +119,7 @@ def apply_from_config(config_path: str) -> None:
         adata = predict_with_classifier(adata, pipeline, task_key, metadata, config.include_wells)
     except (FileNotFoundError, KeyError, ValueError) as error:
         raise click.ClickException(f"cannot apply {config.model_name!r} ({config_path}): {error}") from error
-    write_path.parent.mkdir(parents=True, exist_ok=True)
-    adata.write_zarr(write_path)
+    write_anndata_zarr(adata, write_path, overwrite=True)
     predicted = adata.obs[f"predicted_{task_key}"]
     click.echo(f"Wrote predictions for {int(predicted.notna().sum())} of {len(predicted)} cells to {write_path}")
     click.echo(predicted.value_counts().to_string())

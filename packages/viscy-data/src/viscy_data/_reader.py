@@ -44,8 +44,8 @@ WORKER_CONTEXT = worker_context()
 """Context passed as ``multiprocessing_context`` to process-based DataLoaders (see :func:`worker_context`)."""
 
 
-def require(module: str, owner: str, extra: str) -> ModuleType:
-    """Import an optional dependency or raise an ImportError naming the extra that provides it.
+def require(module: str, owner: str, install: str) -> ModuleType:
+    """Import an optional dependency or raise an ImportError giving the command that installs it.
 
     Parameters
     ----------
@@ -53,15 +53,15 @@ def require(module: str, owner: str, extra: str) -> ModuleType:
         Module to import, e.g. ``"tensorstore"``.
     owner : str
         Name of the class or function that needs it (used in the message).
-    extra : str
-        Extra of ``viscy-data`` that installs it, e.g. ``"triplet"``.
+    install : str
+        Install command, e.g. ``"pip install 'viscy-data[triplet]'"``, or just the name of the
+        ``viscy-data`` extra that provides the module (``"triplet"``).
     """
     try:
         return importlib.import_module(module)
     except ImportError as error:
-        raise ImportError(
-            f"{module} is required for {owner}. Install with: pip install 'viscy-data[{extra}]'"
-        ) from error
+        command = install if " " in install else f"pip install 'viscy-data[{install}]'"
+        raise ImportError(f"{module} is required for {owner}. Install with: {command}") from error
 
 
 def _cpu_count() -> int:

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 __all__ = ["ClassificationDataModule", "ClassificationDataset"]
 
+_INSTALL = "pip install 'viscy-data[triplet]'"
+
 _LOCATION_COLUMNS = ["fov_name", "t", "y", "x"]
 
 
@@ -67,7 +69,8 @@ class ClassificationDataset(Dataset):
         return_indices: bool = False,
         label_column: AnnotationColumns = "infection_state",
     ) -> None:
-        pd = require("pandas", "ClassificationDataset", "triplet")
+        pd = require("pandas", "ClassificationDataset", _INSTALL)
+        require("tensorstore", "ClassificationDataset", _INSTALL)
         super().__init__()
         store = store_path(plate)
         required = _LOCATION_COLUMNS + [label_column] + (INDEX_COLUMNS if return_indices else [])
@@ -184,6 +187,8 @@ class ClassificationDataModule(LightningDataModule):
         num_workers: int,
         label_column: str = "infection_state",
     ) -> None:
+        require("pandas", "ClassificationDataModule", _INSTALL)
+        require("tensorstore", "ClassificationDataModule", _INSTALL)
         super().__init__()
         self.image_path = image_path
         self.annotation_path = annotation_path
@@ -223,7 +228,7 @@ class ClassificationDataModule(LightningDataModule):
             raise NotImplementedError("Test stage not implemented.")
         if stage not in (None, "fit", "validate", "predict"):
             raise ValueError(f"Unknown stage '{stage}'; expected None, 'fit', 'validate' or 'predict'.")
-        pd = require("pandas", "ClassificationDataModule", "triplet")
+        pd = require("pandas", "ClassificationDataModule", _INSTALL)
         plate = open_ome_zarr(self.image_path, layout="hcs", mode="r")
         annotation = pd.read_csv(self.annotation_path)
         _check_columns(annotation, _LOCATION_COLUMNS + [self.label_column], f"Annotation table {self.annotation_path}")

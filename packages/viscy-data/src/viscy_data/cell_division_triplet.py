@@ -17,10 +17,13 @@ from monai.transforms import Compose, MapTransform
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from viscy_data._reader import require
 from viscy_data._typing import DictTransform, TripletSample
 from viscy_data.hcs import HCSDataModule
 
 __all__ = ["CellDivisionTripletDataModule", "CellDivisionTripletDataset"]
+
+_INSTALL = "pip install 'viscy-data[triplet]'"
 
 CHANNEL_MAPPING = {"bf": 0, "brightfield": 0, "h2b": 1, "nuclei": 1}
 """Channel names of the cell-division tracks and their index in the C axis."""
@@ -86,6 +89,7 @@ class CellDivisionTripletDataset(Dataset):
         return_negative: bool = True,
         output_2d: bool = False,
     ) -> None:
+        require("tensorstore", "CellDivisionTripletDataset", _INSTALL)
         super().__init__()
         if time_interval != "any" and not (isinstance(time_interval, int) and time_interval >= 0):
             raise ValueError(f"time_interval must be 'any' or a non-negative integer, got {time_interval!r}")
@@ -215,6 +219,7 @@ class CellDivisionTripletDataModule(HCSDataModule):
         prefetch_factor: int | None = None,
         pin_memory: bool = False,
     ) -> None:
+        require("tensorstore", "CellDivisionTripletDataModule", _INSTALL)
         super().__init__(
             data_path=data_path,
             source_channel=source_channel,

@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 
 __all__ = ["MmappedDataModule", "MmappedDataset"]
 
+_INSTALL = "pip install 'viscy-data[mmap]'"
+
 
 class MmappedDataset(torch.utils.data.Dataset):
     """One item per (FOV, time): the preprocessed ``(C, Z, Y, X)`` volume, cached in a memory map.
@@ -66,7 +68,7 @@ class MmappedDataset(torch.utils.data.Dataset):
         array_key: str = "0",
         load_normalization_metadata: bool = True,
     ) -> None:
-        require("tensordict", "MmappedDataset", "mmap")
+        require("tensordict", "MmappedDataset", _INSTALL)
         super().__init__()
         if not positions:
             raise ValueError("MmappedDataset needs at least one FOV; the position list is empty.")
@@ -198,6 +200,7 @@ class MmappedDataModule(GPUTransformDataModule, SelectWell):
         include_wells: list[str] | None = None,
         exclude_fovs: list[str] | None = None,
     ) -> None:
+        require("tensordict", "MmappedDataModule", _INSTALL)
         super().__init__()
         self.data_path = Path(data_path)
         self.channels = _ensure_channel_list(channels)
@@ -277,7 +280,7 @@ class MmappedDataModule(GPUTransformDataModule, SelectWell):
         """
         if stage not in ("fit", "validate"):
             raise NotImplementedError("Only fit and validate stages are supported.")
-        require("tensordict", "MmappedDataModule", "mmap")
+        require("tensordict", "MmappedDataModule", _INSTALL)
         if not self.data_path.exists():
             raise FileNotFoundError(f"OME-Zarr store not found: {self.data_path}")
         plate = open_ome_zarr(self.data_path, mode="r", layout="hcs")

@@ -34,6 +34,8 @@ from viscy_data._utils import (
 from viscy_data.hcs import HCSDataModule
 from viscy_data.select import _filter_fovs, _filter_wells
 
+_INSTALL = "pip install 'viscy-data[triplet]'"
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -104,7 +106,8 @@ class TripletDataset(Dataset):
         cache_pool_bytes: int = 0,
     ) -> None:
         super().__init__()
-        require("pandas", "TripletDataset", "triplet")
+        require("pandas", "TripletDataset", _INSTALL)
+        require("tensorstore", "TripletDataset", _INSTALL)
         if len(positions) != len(tracks_tables):
             raise ValueError(f"Got {len(positions)} positions but {len(tracks_tables)} tracks tables.")
         if not positions:
@@ -357,6 +360,8 @@ class TripletDataModule(HCSDataModule):
         z_window_size: int | None = None,
         cache_pool_bytes: int = 0,
     ) -> None:
+        require("pandas", "TripletDataModule", _INSTALL)
+        require("tensorstore", "TripletDataModule", _INSTALL)
         if num_workers > 1:
             warnings.warn("Using more than 1 thread worker will likely degrade performance.", stacklevel=2)
         z_window_size = z_window_size or (z_range[1] - z_range[0])
@@ -412,7 +417,7 @@ class TripletDataModule(HCSDataModule):
 
     def _read_tracks(self, position: Position) -> pd.DataFrame:
         """Read the first CSV of ``<tracks_path>/<fov_name>/`` as integers."""
-        pd = require("pandas", "TripletDataModule", "triplet")
+        pd = require("pandas", "TripletDataModule", _INSTALL)
         name = fov_name(position)
         csv_paths = sorted((self.tracks_path / name).glob("*.csv"))
         if not csv_paths:

@@ -17,6 +17,7 @@ from lightning.pytorch import LightningDataModule, LightningModule
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 
+from viscy_utils._quiet import silence_library_noise
 from viscy_utils.trainer import VisCyTrainer
 
 __all__ = ["VisCyCLI", "main"]
@@ -49,6 +50,22 @@ class VisCyCLI(LightningCLI):
             }
         )
 
+    def parse_arguments(self, parser: LightningArgumentParser, args: Sequence[str] | dict | None) -> None:
+        """Parse ``args`` if given, else the command line.
+
+        Programs that hand their own arguments over (``dynaclr fit``, the in-process ``dynaclr demo``) pass
+        ``args`` while ``sys.argv`` holds theirs; only the program name is kept in ``sys.argv`` while parsing,
+        so that Lightning does not warn about getting both.
+        """
+        if args is None:
+            return super().parse_arguments(parser, args)
+        argv = sys.argv
+        sys.argv = argv[:1]
+        try:
+            super().parse_arguments(parser, args)
+        finally:
+            sys.argv = argv
+
     def _parse_ckpt_path(self) -> None:
         """Read hyperparameters from ``ckpt_path`` when they parse; otherwise keep the config as given.
 
@@ -61,7 +78,8 @@ class VisCyCLI(LightningCLI):
 
 
 def _setup_environment() -> None:
-    """Set the Lightning log level from ``VISCY_LOG_LEVEL`` (default INFO) and allow TF32 matmuls."""
+    """Set the Lightning log level from ``VISCY_LOG_LEVEL`` (default INFO), allow TF32 matmuls, drop library noise."""
+    silence_library_noise()
     level = os.environ.get("VISCY_LOG_LEVEL", logging.INFO)
     logging.getLogger("lightning.pytorch").setLevel(int(level) if str(level).isdigit() else str(level).upper())
     torch.set_float32_matmul_precision("high")

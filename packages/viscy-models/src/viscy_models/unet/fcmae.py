@@ -134,7 +134,11 @@ class MaskedConvNeXtV2Block(nn.Module):
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
     def forward(self, x: Tensor, unmasked: BoolTensor | None = None) -> Tensor:
-        """Apply the block; ``unmasked`` (B, 1, H, W) marks the visible pixels."""
+        """Apply the block; ``unmasked`` (B, 1, H, W) marks the visible pixels.
+
+        Masked-out pixels are exactly zero in the output (the residual included), so nothing of a hidden pixel
+        leaks into the features; with an all-visible mask the output equals the unmasked forward.
+        """
         shortcut = self.shortcut(x)
         if unmasked is not None:
             x = x * unmasked
@@ -145,7 +149,8 @@ class MaskedConvNeXtV2Block(nn.Module):
         tokens = masked_patchify(x, unmasked)
         tokens = _tokens_layer(self.mlp, self.layernorm(tokens))
         x = masked_unpatchify(tokens, out_shape, unmasked)
-        return shortcut + self.drop_path(x)
+        out = shortcut + self.drop_path(x)
+        return out if unmasked is None else out * unmasked
 
 
 class MaskedConvNeXtV2Stage(nn.Module):
@@ -208,8 +213,8 @@ class MaskedAdaptiveProjection(nn.Module):
     ----------
     in_channels, out_channels : int
         Input channels and embedding channels.
-    kernel_size_2d : int
-        Patch size in y and x.
+    kernel_size_2d : int or tuple[int, int]
+        Patch size in y and x: one int for square patches or ``(ky, kx)``.
     kernel_depth : int
         Patch size in depth (3D inputs).
     in_stack_depth : int
@@ -220,25 +225,41 @@ class MaskedAdaptiveProjection(nn.Module):
         self,
         in_channels: int,
         out_channels: int,
-        kernel_size_2d: int = 4,
+        kernel_size_2d: int | tuple[int, int] = 4,
         kernel_depth: int = 5,
         in_stack_depth: int = 5,
     ) -> None:
         super().__init__()
+        kernel_yx = (kernel_size_2d, kernel_size_2d) if isinstance(kernel_size_2d, int) else tuple(kernel_size_2d)
+        if len(kernel_yx) != 2 or min(kernel_yx) < 1:
+            raise ValueError(
+                f"MaskedAdaptiveProjection: kernel_size_2d must be a positive int or a (ky, kx) pair, "
+                f"got {kernel_size_2d}"
+            )
         ratio = in_stack_depth // kernel_depth
-        kernel_3d = (kernel_depth, kernel_size_2d, kernel_size_2d)
+        kernel_3d = (kernel_depth, *kernel_yx)
         self.conv3d = nn.Conv3d(in_channels, out_channels // ratio, kernel_size=kernel_3d, stride=kernel_3d)
-        self.conv2d = nn.Conv2d(in_channels, out_channels, kernel_size=kernel_size_2d, stride=kernel_size_2d)
+        self.conv2d = nn.Conv2d(in_channels, out_channels, kernel_size=kernel_yx, stride=kernel_yx)
         self.norm = nn.LayerNorm(out_channels)
 
     def forward(self, x: Tensor, unmasked: BoolTensor | None = None) -> Tensor:
-        """Project (B, C, D, H, W) to (B, out_channels, H / k, W / k)."""
-        if x.shape[2] > 1:
+        """Project (B, C, D, H, W), or a 2D (B, C, H, W) / (B, C, 1, H, W) input, to (B, out_channels, H/ky, W/kx)."""
+        if x.ndim not in (4, 5):
+            raise ValueError(
+                f"MaskedAdaptiveProjection: expected (B, C, H, W) or (B, C, D, H, W) input, got shape {tuple(x.shape)}"
+            )
+        if x.ndim == 5 and x.shape[2] > 1:
+            depth, kernel_depth = x.shape[2], self.conv3d.kernel_size[0]
+            if self.conv3d.out_channels * (depth // kernel_depth) != self.norm.normalized_shape[0]:
+                raise ValueError(
+                    f"MaskedAdaptiveProjection: input depth {depth} with kernel_depth {kernel_depth} does not give "
+                    f"{self.norm.normalized_shape[0]} channels; pass a stack of in_stack_depth slices or a single plane"
+                )
             x = self.conv3d(x)
             b, c, d, h, w = x.shape
             x = x.reshape(b, c * d, h, w)
         else:
-            x = self.conv2d(x[:, :, 0])
+            x = self.conv2d(x if x.ndim == 4 else x[:, :, 0])
         if unmasked is not None:
             unmasked = upsample_mask(unmasked, x.shape)
         out_shape = x.shape

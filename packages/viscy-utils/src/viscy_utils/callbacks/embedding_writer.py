@@ -21,7 +21,7 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 
 from viscy_data._typing import INDEX_COLUMNS
 from viscy_utils._optional import import_optional
-from viscy_utils._store import write_replacing
+from viscy_utils._store import write_anndata_zarr
 from viscy_utils.callbacks._gather import (
     EmbeddingBatch,
     assemble_table,
@@ -195,7 +195,7 @@ def write_embedding_dataset(
         adata.obsm["X_projections"] = projections
     for key, embedding in _reductions(features, umap_kwargs, phate_kwargs, pca_kwargs).items():
         adata.obsm[key] = embedding
-    write_replacing(adata.write_zarr, output_path, overwrite)
+    write_anndata_zarr(adata, output_path, overwrite)
 
 
 class EmbeddingWriter(BasePredictionWriter):

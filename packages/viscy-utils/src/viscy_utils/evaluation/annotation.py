@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from viscy_utils._optional import import_optional
-from viscy_utils._store import write_replacing
+from viscy_utils._store import write_anndata_zarr
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -94,7 +94,7 @@ def convert(
         names = sorted((str(name) for name in embeddings_ds.coords if marker in str(name)), key=_natural_key)
         if names:
             adata.obsm[key] = np.column_stack([_sample_coordinate(embeddings_ds, name) for name in names])
-    write_replacing(adata.write_zarr, output_path, overwrite)
+    write_anndata_zarr(adata, output_path, overwrite)
     return adata if return_anndata else None
 
 
