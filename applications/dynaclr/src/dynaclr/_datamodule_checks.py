@@ -1,0 +1,85 @@
+"""Checks of ``MultiExperimentDataModule``'s arguments, run once at ``setup`` before any data is read.
+
+``check_patch_arguments`` checks the arguments against each other (non-empty ``z_range``, a final
+patch no larger than the read patch, a non-negative, ordered ``tau_range``);
+``check_sampling_arguments`` checks the names in ``experiment_weights`` and ``condition_ratio`` and
+the ``channel_dropout_channels`` against the experiments of the YAML. Checks against the plates and
+tracks tables are done by ``ExperimentRegistry`` and ``MultiExperimentIndex``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from numbers import Integral, Real
+
+from viscy_data.experiment import ExperimentRegistry
+
+__all__ = ["check_patch_arguments", "check_sampling_arguments"]
+
+_OWNER = "MultiExperimentDataModule"
+
+
+def _positive_pair(name: str, value: Sequence) -> None:
+    if len(value) != 2 or not all(isinstance(v, Integral) and v > 0 for v in value):
+        raise ValueError(f"{_OWNER}: {name} must be two positive integers (Y, X), got {tuple(value)}")
+
+
+def check_patch_arguments(
+    z_range: slice,
+    yx_patch_size: Sequence[int],
+    final_yx_patch_size: Sequence[int],
+    tau_range: Sequence[float],
+) -> None:
+    """Raise ``ValueError`` naming the argument if the patch geometry or the tau range is invalid."""
+    start, stop = z_range.start, z_range.stop
+    if not (isinstance(start, Integral) and isinstance(stop, Integral) and 0 <= start < stop):
+        raise ValueError(f"{_OWNER}: z_range must be (start, stop) with 0 <= start < stop, got ({start}, {stop})")
+    _positive_pair("yx_patch_size", yx_patch_size)
+    _positive_pair("final_yx_patch_size", final_yx_patch_size)
+    if any(f > y for f, y in zip(final_yx_patch_size, yx_patch_size, strict=True)):
+        raise ValueError(
+            f"{_OWNER}: final_yx_patch_size {tuple(final_yx_patch_size)} must not exceed "
+            f"yx_patch_size {tuple(yx_patch_size)} (the final patch is cropped from the read patch)"
+        )
+    if len(tau_range) != 2 or not all(isinstance(v, Real) and math.isfinite(v) for v in tau_range):
+        raise ValueError(f"{_OWNER}: tau_range must be two finite numbers of hours (min, max), got {tau_range}")
+    if not 0 <= tau_range[0] <= tau_range[1] or tau_range[1] == 0:
+        raise ValueError(
+            f"{_OWNER}: tau_range must satisfy 0 <= min <= max with max > 0 (hours), got {tuple(tau_range)}"
+        )
+
+
+def check_sampling_arguments(
+    experiments_yaml: str,
+    registry: ExperimentRegistry,
+    experiment_weights: dict[str, float] | None,
+    condition_ratio: dict[str, float] | None,
+    channel_dropout_channels: Sequence[int],
+) -> None:
+    """Raise ``ValueError`` if a weight or ratio names no experiment or condition of ``experiments_yaml``.
+
+    Conditions are the ``condition_wells`` labels of every experiment, plus ``"unknown"`` (wells that
+    no label lists). ``channel_dropout_channels`` must be model channel indices.
+    """
+    experiments = [exp.name for exp in registry.experiments]
+    unknown = sorted(set(experiment_weights or {}) - set(experiments))
+    if unknown:
+        raise ValueError(
+            f"{_OWNER}: experiment_weights keys {unknown} name no experiment of {experiments_yaml}; "
+            f"experiments: {experiments}"
+        )
+    conditions = sorted({c for exp in registry.experiments for c in exp.condition_wells} | {"unknown"})
+    unknown = sorted(set(condition_ratio or {}) - set(conditions))
+    if unknown:
+        raise ValueError(
+            f"{_OWNER}: condition_ratio keys {unknown} name no condition of {experiments_yaml}; "
+            f"conditions: {conditions}"
+        )
+    n_channels = registry.num_source_channels
+    outside = [c for c in channel_dropout_channels if not 0 <= c < n_channels]
+    if outside:
+        raise ValueError(
+            f"{_OWNER}: channel_dropout_channels {outside} are not model channels; expected indices in "
+            f"[0, {n_channels - 1}] ({n_channels} source channels in {experiments_yaml})"
+        )
