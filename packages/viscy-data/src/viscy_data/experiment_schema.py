@@ -74,14 +74,15 @@ _FIELDS = list(ExperimentEntry.model_fields)
 
 
 def _describe(path: Path, index: int, entry: dict, error: ValidationError) -> str:
-    first = error.errors()[0]
-    field = ".".join(str(part) for part in first["loc"])
     name = entry.get("name")
     where = f"{path}: experiments[{index}]" + (f" (name '{name}')" if name is not None else "")
-    message = first["msg"].removeprefix("Value error, ")
-    found = "" if first["type"] == "missing" else f" (got {first['input']!r})"
-    more = f" [and {error.error_count() - 1} more errors]" if error.error_count() > 1 else ""
-    return f"{where}: field '{field}': {message}{found}{more}"
+    problems = []
+    for problem in error.errors():
+        field = ".".join(str(part) for part in problem["loc"])
+        message = problem["msg"].removeprefix("Value error, ")
+        found = "" if problem["type"] == "missing" else f" (got {problem['input']!r})"
+        problems.append(f"field '{field}': {message}{found}")
+    return f"{where}: " + "; ".join(problems)
 
 
 def _validate_entry(path: Path, index: int, entry: Any) -> ExperimentEntry:
