@@ -167,10 +167,20 @@ def test_empty_tracks_csv_is_named(setup):
         _index(setup["write"]())
 
 
-def test_nan_coordinates_are_dropped_with_one_warning(setup):
-    csv = _break_csv(setup, "A/1/0", "y", [0, 5], np.nan)
-    _break_csv(setup, "A/1/0", "x", [6], np.inf)
-    with pytest.warns(UserWarning, match=rf"tracks CSV {csv}: dropped 3 of 8 rows with NaN or infinite y/x") as record:
+@pytest.mark.parametrize(
+    ("column", "value", "reason"),
+    [
+        ("y", np.nan, "with NaN or infinite y/x"),
+        ("x", np.inf, "with NaN or infinite y/x"),
+        ("y", 16, "with a centroid outside the 16x16 image"),
+        ("x", -0.5, "with a centroid outside the 16x16 image"),
+    ],
+)
+def test_bad_coordinates_are_dropped_with_one_warning(setup, column, value, reason):
+    csv = _break_csv(setup, "A/1/0", column, [0, 5, 6], value)
+    with pytest.warns(
+        UserWarning, match=rf"tracks CSV {csv}: dropped 3 of 8 rows {reason} \(CSV lines \[2, 7, 8\]\)"
+    ) as record:
         index = _index(setup["write"]())
     assert len([w for w in record if "dropped" in str(w.message)]) == 1
     assert len(index.tracks) == 2 * 2 * N_T - 3

@@ -11,10 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from lightning.pytorch import LightningDataModule, LightningModule
 from utils_fit_helpers import RandomRegressionData, SlowBatches, TinyRegression
 
-from viscy_utils.cli import VisCyCLI
+from viscy_utils.cli import main
 from viscy_utils.trainer import VisCyTrainer
 
 TESTS_DIR = Path(__file__).resolve().parent
@@ -96,7 +95,7 @@ def _write_config(root: Path, delay: float) -> Path:
         {"class_path": "lightning.pytorch.callbacks.ModelCheckpoint", "init_args": {"dirpath": str(root / "ckpts")}},
         {
             "class_path": "utils_fit_helpers.SlowBatches",
-            "init_args": {"ready_file": str(root / "ready"), "delay": delay},
+            "init_args": {"count_file": str(root / "batches"), "delay": delay},
         },
     ]
     config = {
@@ -118,28 +117,22 @@ def _write_config(root: Path, delay: float) -> Path:
     return path
 
 
-def _cli(*args: str) -> VisCyCLI:
-    return VisCyCLI(
-        model_class=LightningModule,
-        datamodule_class=LightningDataModule,
-        trainer_class=VisCyTrainer,
-        seed_everything_default=42,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        args=list(args),
-    )
+def _viscy(monkeypatch, *args: str) -> None:
+    """Run the ``viscy`` entry point in this process."""
+    monkeypatch.setattr(sys, "argv", ["viscy", *args])
+    main()
 
 
 @pytest.mark.parametrize(("make_path", "error"), [(_missing, FileNotFoundError), (_truncated, ValueError)])
-def test_cli_names_an_unreadable_ckpt_path_before_instantiating(tmp_path, checkpoint, make_path, error):
+def test_cli_names_an_unreadable_ckpt_path_before_instantiating(tmp_path, monkeypatch, checkpoint, make_path, error):
     path = make_path(checkpoint)
     config = _write_config(tmp_path, delay=0.0)
     with pytest.raises(error, match=re.escape(str(path))):
-        _cli("fit", "-c", str(config), "--ckpt_path", str(path))
-    assert not (tmp_path / "ready").exists()
+        _viscy(monkeypatch, "fit", "-c", str(config), "--ckpt_path", str(path))
+    assert not (tmp_path / "batches").exists()
 
 
-def test_sigterm_leaves_a_checkpoint_that_ckpt_path_last_resumes(tmp_path):
+def test_sigterm_leaves_a_checkpoint_that_ckpt_path_last_resumes(tmp_path, monkeypatch):
     config = _write_config(tmp_path, delay=0.05)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(TESTS_DIR), os.environ.get("PYTHONPATH")]))}
     command = [sys.executable, "-m", "viscy_utils.cli", "fit", "-c", str(config)]
@@ -147,7 +140,7 @@ def test_sigterm_leaves_a_checkpoint_that_ckpt_path_last_resumes(tmp_path):
         command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     deadline = time.monotonic() + 300  # a cold start imports torch and lightning: allow for a busy machine
-    while not (tmp_path / "ready").exists():
+    while not (tmp_path / "batches").exists():
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
             pytest.fail(f"the fit did not start training:\n{process.communicate()[0][-3000:]}")
@@ -160,19 +153,7 @@ def test_sigterm_leaves_a_checkpoint_that_ckpt_path_last_resumes(tmp_path):
     assert saved_step >= 1
 
     # a new root for the resumed run's saved config.yaml; "last" is found in the ModelCheckpoint's dirpath
-    resumed_root = str(tmp_path / "resumed")
-    steps = str(saved_step + 3)
-    resumed = _cli(
-        "fit",
-        "-c",
-        str(config),
-        "--ckpt_path",
-        "last",
-        "--trainer.max_steps",
-        steps,
-        "--trainer.default_root_dir",
-        resumed_root,
-    )
-    assert resumed.trainer.ckpt_path == str(last)
-    assert resumed.trainer.global_step == saved_step + 3
-    assert next(cb for cb in resumed.trainer.callbacks if isinstance(cb, SlowBatches)).batches == 3
+    resume = ["--ckpt_path", "last", "--trainer.max_steps", str(saved_step + 3)]
+    _viscy(monkeypatch, "fit", "-c", str(config), *resume, "--trainer.default_root_dir", str(tmp_path / "resumed"))
+    assert (tmp_path / "batches").read_text() == "3"  # this run trained 3 batches: it continued from saved_step
+    assert list((tmp_path / "ckpts").glob(f"epoch=*-step={saved_step + 3}.ckpt"))

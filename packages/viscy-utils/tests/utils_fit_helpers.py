@@ -44,15 +44,15 @@ class RandomRegressionData(LightningDataModule):
 
 
 class SlowBatches(Callback):
-    """Counts the training batches run, sleeps ``delay`` s after each, and touches ``ready_file`` after the first."""
+    """Counts the training batches this run trained, writes the count to ``count_file``, then sleeps ``delay`` s."""
 
-    def __init__(self, ready_file: str | None = None, delay: float = 0.0) -> None:
-        self.ready_file = ready_file
+    def __init__(self, count_file: str | None = None, delay: float = 0.0) -> None:
+        self.count_file = count_file
         self.delay = delay
         self.batches = 0
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self.batches += 1
-        if self.ready_file is not None and self.batches == 1:
-            Path(self.ready_file).touch()
+        if self.count_file is not None:
+            Path(self.count_file).write_text(str(self.batches))
         time.sleep(self.delay)

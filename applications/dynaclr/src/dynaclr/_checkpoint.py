@@ -21,13 +21,8 @@ def load_checkpoint_weights(module: nn.Module, ckpt_path: str | Path) -> None:
 
     Raises
     ------
-    FileNotFoundError
-        If the file does not exist.
-    KeyError
-        If the file has no ``"state_dict"`` entry.
-    ValueError
-        If the file cannot be read, or its keys or shapes do not match the module's
-        (see :func:`viscy_utils.checkpoint.check_state_dict`).
+    FileNotFoundError, KeyError, ValueError
+        See :func:`viscy_utils.checkpoint.check_checkpoint_matches`.
     """
     state_dict = read_state_dict(ckpt_path)
     check_state_dict(module, state_dict, str(Path(ckpt_path)))

@@ -59,6 +59,13 @@ class MultiExperimentIndex:
     valid_anchors : pd.DataFrame
         Rows of ``tracks`` with a same-lineage observation at ``t + tau`` for some non-zero tau in
         the experiment's tau range (in frames), RangeIndex.
+
+    Notes
+    -----
+    Each FOV's CSV is read and checked against its image by
+    :func:`viscy_data.tracks_table.read_tracks_csv`: malformed tables raise ``ValueError`` naming the
+    CSV, experiment, FOV and column; rows with NaN/Inf or out-of-image coordinates are dropped and
+    unknown parents start their own lineage, each reported by one ``UserWarning`` per file.
     """
 
     def __init__(
@@ -108,7 +115,7 @@ class MultiExperimentIndex:
                     continue
                 image = position["0"]
                 self._check_image_fits(exp.name, fov_name, image.shape)
-                table = read_tracks_csv(csvs[0], exp.name, fov_name, n_timepoints=image.shape[0])
+                table = read_tracks_csv(csvs[0], exp.name, fov_name, image.shape)
                 table["_fov"] = len(fov_meta)
                 tables.append(table)
                 self.positions.append(position)

@@ -178,16 +178,10 @@ class ExperimentRegistry:
 
         Raises
         ------
-        FileNotFoundError
-            If the file does not exist.
-        KeyError
-            If the top-level ``experiments`` key is missing.
-        TypeError
-            If an entry is not a mapping, has an unknown key or lacks a required one.
+        FileNotFoundError, KeyError, TypeError, ValueError
+            If the file fails the schema, see :func:`viscy_data.experiment_schema.read_experiments_yaml`.
         ValueError
-            If a field has the wrong type or range (see
-            :func:`viscy_data.experiment_schema.read_experiments_yaml`), or a check against the
-            plates fails.
+            If a check against the plates fails (the message starts with the YAML path).
         """
         configs = [ExperimentConfig(**entry) for entry in read_experiments_yaml(path)]
         try:

@@ -10,10 +10,11 @@ index. Every error names the CSV, the experiment, the FOV and the column:
 - ``t`` lies outside ``[0, T - 1]`` for the plate's ``T`` timepoints;
 - a ``(track_id, t)`` pair appears twice.
 
-Two faults are repaired rather than rejected, each counted and reported once per file with a
+Three faults are repaired rather than rejected, each counted and reported once per file with a
 ``UserWarning`` naming the file and the number of rows:
 
 - rows whose ``y`` or ``x`` is NaN or infinite are dropped;
+- rows whose centroid lies outside the image are dropped (no patch can be centred on them);
 - rows whose ``parent_track_id`` names no track of the table (other than the conventional -1 or NaN)
   are kept, and their track starts its own lineage.
 """
@@ -35,8 +36,8 @@ _SHOWN_ROWS = 5
 
 
 def _csv_lines(table: pd.DataFrame, mask: np.ndarray) -> list[int]:
-    """CSV line numbers (header is line 1) of the first flagged rows."""
-    return [int(i) + 2 for i in np.flatnonzero(mask)[:_SHOWN_ROWS]]
+    """CSV line numbers (header is line 1) of the first flagged rows (the index keeps the file's row numbers)."""
+    return [int(i) + 2 for i in table.index[mask][:_SHOWN_ROWS]]
 
 
 def _numeric(table: pd.DataFrame, column: str, where: str, integer: bool) -> pd.Series:
@@ -55,17 +56,15 @@ def _numeric(table: pd.DataFrame, column: str, where: str, integer: bool) -> pd.
     return values
 
 
-def _drop_nonfinite_coordinates(table: pd.DataFrame, where: str) -> pd.DataFrame:
-    coordinates = table[list(_COORDINATE_COLUMNS)].to_numpy(dtype=float)
-    nonfinite = ~np.isfinite(coordinates).all(axis=1)
-    if nonfinite.any():
+def _drop_rows(table: pd.DataFrame, drop: np.ndarray, where: str, reason: str) -> pd.DataFrame:
+    """``table`` without the ``drop`` rows, reported by one warning naming the file and the count."""
+    if drop.any():
         warnings.warn(
-            f"{where}: dropped {int(nonfinite.sum())} of {len(table)} rows with NaN or infinite y/x "
-            f"(CSV lines {_csv_lines(table, nonfinite)}).",
+            f"{where}: dropped {int(drop.sum())} of {len(table)} rows {reason} (CSV lines {_csv_lines(table, drop)}).",
             UserWarning,
             stacklevel=3,
         )
-        table = table.loc[~nonfinite].reset_index(drop=True)
+        table = table.loc[~drop]
     return table
 
 
@@ -105,7 +104,7 @@ def _warn_unknown_parents(table: pd.DataFrame, where: str) -> None:
         )
 
 
-def read_tracks_csv(path: str | Path, experiment: str, fov_name: str, n_timepoints: int) -> pd.DataFrame:
+def read_tracks_csv(path: str | Path, experiment: str, fov_name: str, image_shape: tuple[int, ...]) -> pd.DataFrame:
     """Read and check one FOV's tracks CSV.
 
     Parameters
@@ -116,14 +115,15 @@ def read_tracks_csv(path: str | Path, experiment: str, fov_name: str, n_timepoin
         Experiment name (for messages).
     fov_name : str
         FOV name ``"row/col/fov"`` (for messages).
-    n_timepoints : int
-        Number of timepoints of the FOV's image; ``t`` must be in ``[0, n_timepoints - 1]``.
+    image_shape : tuple[int, ...]
+        ``(T, C, Z, Y, X)`` of the FOV's image: ``t`` must be in ``[0, T - 1]``; rows whose centroid
+        lies outside the ``Y x X`` image are dropped.
 
     Returns
     -------
     pd.DataFrame
         The table with integer ``track_id`` and ``t``, float ``y`` and ``x``, rows with non-finite
-        coordinates dropped, and a RangeIndex.
+        or out-of-image coordinates dropped, and a RangeIndex.
 
     Raises
     ------
@@ -133,7 +133,8 @@ def read_tracks_csv(path: str | Path, experiment: str, fov_name: str, n_timepoin
     Warns
     -----
     UserWarning
-        Once per file, when rows with non-finite coordinates are dropped or parents are unknown.
+        Once per file and reason, when rows with non-finite or out-of-image coordinates are dropped
+        or parents are unknown.
     """
     path = Path(path)
     where = f"Experiment '{experiment}', FOV {fov_name}, tracks CSV {path}"
@@ -157,9 +158,14 @@ def read_tracks_csv(path: str | Path, experiment: str, fov_name: str, n_timepoin
         table[column] = _numeric(table, column, where, integer=False).astype(float)
     if "parent_track_id" in table.columns:
         table["parent_track_id"] = _numeric(table, "parent_track_id", where, integer=True)
-    table = _drop_nonfinite_coordinates(table, where)
+    n_timepoints, height, width = image_shape[0], image_shape[-2], image_shape[-1]
+    coordinates = table[list(_COORDINATE_COLUMNS)].to_numpy(dtype=float)
+    table = _drop_rows(table, ~np.isfinite(coordinates).all(axis=1), where, "with NaN or infinite y/x")
+    y, x = table["y"].to_numpy(), table["x"].to_numpy()
+    outside = (y < 0) | (y >= height) | (x < 0) | (x >= width)
+    table = _drop_rows(table, outside, where, f"with a centroid outside the {height}x{width} image")
     _check_time_range(table, where, n_timepoints)
     _check_unique_observations(table, where)
     if "parent_track_id" in table.columns:
         _warn_unknown_parents(table, where)
-    return table
+    return table.reset_index(drop=True)

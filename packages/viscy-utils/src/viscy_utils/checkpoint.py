@@ -148,11 +148,7 @@ def check_checkpoint_matches(module: nn.Module, ckpt_path: str | Path) -> None:
 
     Raises
     ------
-    FileNotFoundError
-        If the file does not exist.
-    KeyError
-        If the file has no ``"state_dict"`` entry.
-    ValueError
-        If the file cannot be read or its keys or shapes differ from the module's.
+    FileNotFoundError, KeyError, ValueError
+        As :func:`read_state_dict`; ``ValueError`` also if the keys or shapes differ from the module's.
     """
     check_state_dict(module, read_state_dict(ckpt_path, mmap=True), str(ckpt_path))
