@@ -27,7 +27,7 @@ __all__ = [
 ]
 
 RESOLVED_CKPT_PATHS = ("last", "best", "hpc")
-"""``ckpt_path`` keywords that Lightning resolves itself (as are ``"registry:..."`` model names)."""
+"""``ckpt_path`` keywords that Lightning resolves itself (as it does ``"registry"`` / ``"registry:..."``)."""
 
 _SHOWN_KEYS = 5
 
@@ -41,7 +41,8 @@ def is_checkpoint_file_path(ckpt_path: str | Path | None) -> bool:
     if ckpt_path is None:
         return False
     name = str(ckpt_path)
-    return name not in RESOLVED_CKPT_PATHS and not name.startswith("registry")
+    registry = name.lower() == "registry" or name.lower().startswith("registry:")
+    return name not in RESOLVED_CKPT_PATHS and not registry
 
 
 def read_checkpoint(ckpt_path: str | Path, mmap: bool = False) -> dict:
