@@ -64,6 +64,11 @@ def _datamodule(experiments_yaml, **kwargs) -> MultiExperimentDataModule:
             {"channel_dropout_channels": [2]},
             r"channel_dropout_channels \[2\] are not model channels; expected indices in \[0, 1\]",
         ),
+        ({"include_wells": ["A/1", "C/9"]}, r"include_wells \['C/9'\] are not in any plate of .*experiments.yml"),
+        (
+            {"exclude_fovs": ["B/1/7"]},
+            r"exclude_fovs \['B/1/7'\] are not in any plate of .*; known: \['A/1/0', 'B/1/0'\]",
+        ),
     ],
 )
 def test_arguments_are_checked_at_setup(plates, arguments, message):

@@ -3,8 +3,9 @@
 ``check_patch_arguments`` checks the arguments against each other (non-empty ``z_range``, a final
 patch no larger than the read patch, a non-negative, ordered ``tau_range``);
 ``check_sampling_arguments`` checks the names in ``experiment_weights`` and ``condition_ratio`` and
-the ``channel_dropout_channels`` against the experiments of the YAML. Checks against the plates and
-tracks tables are done by ``ExperimentRegistry`` and ``MultiExperimentIndex``.
+the ``channel_dropout_channels`` against the experiments of the YAML, and ``include_wells`` /
+``exclude_fovs`` against their plates. Checks of the YAML, the plates and the tracks tables
+themselves are done by ``ExperimentRegistry`` and ``MultiExperimentIndex``.
 """
 
 from __future__ import annotations
@@ -50,17 +51,41 @@ def check_patch_arguments(
         )
 
 
+def _check_fov_filters(
+    experiments_yaml: str, registry: ExperimentRegistry, include_wells: list[str] | None, exclude_fovs: list[str] | None
+) -> None:
+    """Raise if ``include_wells`` / ``exclude_fovs`` name wells / FOVs that no plate has (plates read only if set)."""
+    if not include_wells and not exclude_fovs:
+        return
+    from iohub.ngff import open_ome_zarr
+
+    fovs: set[str] = set()
+    for exp in registry.experiments:
+        with open_ome_zarr(exp.data_path, layout="hcs", mode="r") as plate:
+            fovs.update(name.strip("/") for name, _ in plate.positions())
+    wells = {"/".join(fov.split("/")[:2]) for fov in fovs}
+    for name, given, known in (("include_wells", include_wells, wells), ("exclude_fovs", exclude_fovs, fovs)):
+        unknown = sorted(set(given or []) - known)
+        if unknown:
+            raise ValueError(
+                f"{_OWNER}: {name} {unknown} are not in any plate of {experiments_yaml}; known: {sorted(known)}"
+            )
+
+
 def check_sampling_arguments(
     experiments_yaml: str,
     registry: ExperimentRegistry,
     experiment_weights: dict[str, float] | None,
     condition_ratio: dict[str, float] | None,
     channel_dropout_channels: Sequence[int],
+    include_wells: list[str] | None = None,
+    exclude_fovs: list[str] | None = None,
 ) -> None:
-    """Raise ``ValueError`` if a weight or ratio names no experiment or condition of ``experiments_yaml``.
+    """Raise ``ValueError`` if an argument names no experiment, condition, channel, well or FOV of the YAML.
 
     Conditions are the ``condition_wells`` labels of every experiment, plus ``"unknown"`` (wells that
-    no label lists). ``channel_dropout_channels`` must be model channel indices.
+    no label lists). ``channel_dropout_channels`` must be model channel indices. ``include_wells`` and
+    ``exclude_fovs`` must name wells / FOVs of at least one plate.
     """
     experiments = [exp.name for exp in registry.experiments]
     unknown = sorted(set(experiment_weights or {}) - set(experiments))
@@ -83,3 +108,4 @@ def check_sampling_arguments(
             f"{_OWNER}: channel_dropout_channels {outside} are not model channels; expected indices in "
             f"[0, {n_channels - 1}] ({n_channels} source channels in {experiments_yaml})"
         )
+    _check_fov_filters(experiments_yaml, registry, include_wells, exclude_fovs)

@@ -227,7 +227,8 @@ temporal_global_fraction, experiment_weights, condition_ratio
         check_patch_arguments(self.z_range, self.yx_patch_size, self.final_yx_patch_size, self.tau_range)
         registry = ExperimentRegistry.from_yaml(self.experiments_yaml)
         weights, ratio, dropped = self.experiment_weights, self.condition_ratio, self.channel_dropout_channels
-        check_sampling_arguments(self.experiments_yaml, registry, weights, ratio, dropped)
+        filters = (self.include_wells, self.exclude_fovs)
+        check_sampling_arguments(self.experiments_yaml, registry, weights, ratio, dropped, *filters)
         self._build_transforms(registry.num_source_channels)
         if stage == "predict":
             set_track_meta(True)
