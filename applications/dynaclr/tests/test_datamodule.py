@@ -227,6 +227,7 @@ SPEC_INIT_DEFAULTS = {  # the spec's MultiExperimentDataModule.__init__ table, i
     "seed": 0,
     "include_wells": None,
     "exclude_fovs": None,
+    "nonfinite": "raise",  # new optional argument (non-finite pixel policy), after the spec's
 }
 
 

@@ -27,10 +27,17 @@ def _experiment(root, name, tracks_by_fov, n_t=8, yx=64, interval=30.0, start_hp
         tracks_path=str(tracks_path),
         channel_names=["Phase3D", "GFP"],
         source_channel=["Phase3D", "GFP"],
-        condition_wells=condition_wells or {"uninfected": ["A/1"], "infected": ["B/1"]},
+        condition_wells=condition_wells or _default_conditions(tracks_by_fov),
         interval_minutes=interval,
         start_hpi=start_hpi,
     )
+
+
+def _default_conditions(tracks_by_fov):
+    """A/1 uninfected and B/1 infected, restricted to the wells the plate has."""
+    wells = {"/".join(fov.split("/")[:2]) for fov in tracks_by_fov}
+    conditions = {"uninfected": ["A/1"], "infected": ["B/1"]}
+    return {condition: ws for condition, ws in conditions.items() if set(ws) <= wells}
 
 
 def _index(configs, patch=(32, 32), tau=(0.5, 1.0), **kwargs):

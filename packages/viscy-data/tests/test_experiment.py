@@ -123,7 +123,7 @@ def test_from_yaml_builds_registry(plate_paths, tmp_path):
         "tracks_path": "t",
         "channel_names": ["Phase3D", "RFP"],
         "source_channel": ["Phase3D", "RFP"],
-        "condition_wells": {"uninfected": ["A/1"], "infected": ["B/1"]},
+        "condition_wells": {"uninfected": ["A/1"]},
         "interval_minutes": 15.0,
         "start_hpi": 2.0,
         "organelle": "ER",

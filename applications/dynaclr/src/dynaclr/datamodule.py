@@ -25,11 +25,13 @@ from monai.data import ThreadDataLoader, set_track_meta
 from monai.transforms import Compose, MapTransform
 from torch import Tensor
 
+from dynaclr._datamodule_checks import check_patch_arguments, check_sampling_arguments
 from dynaclr.dataset import MultiExperimentTripletDataset, generic_channel_names
 from viscy_data._utils import BatchedCenterSpatialCropd, _check_norm_meta, _stack_norm_meta, _transform_channel_wise
 from viscy_data.cell_index import MultiExperimentIndex
 from viscy_data.channel_dropout import ChannelDropout
 from viscy_data.experiment import ExperimentRegistry
+from viscy_data.nonfinite import NonFinitePolicy, apply_nonfinite_policy, check_nonfinite_policy
 from viscy_data.sampler import FlexibleBatchSampler
 from viscy_data.triplet import _identity
 
@@ -102,6 +104,17 @@ temporal_global_fraction, experiment_weights, condition_ratio
         Only use these wells.
     exclude_fovs : list[str] | None
         Skip these FOVs.
+    nonfinite : {"raise", "zero"}
+        What to do with NaN/Inf pixels of a batch, checked on the device once per batch before the
+        transforms: ``"raise"`` a ``ValueError`` naming the batch key and samples, or ``"zero"`` them
+        (see :mod:`viscy_data.nonfinite`).
+
+    Notes
+    -----
+    ``setup`` checks every argument that can be checked before reading data (see
+    :mod:`dynaclr._datamodule_checks`), then the YAML, plates and tracks tables
+    (``ExperimentRegistry.from_yaml`` and ``MultiExperimentIndex``), and raises ``ValueError``
+    naming the file, experiment, FOV and field before any training step.
     """
 
     def __init__(
@@ -132,8 +145,10 @@ temporal_global_fraction, experiment_weights, condition_ratio
         seed: int = 0,
         include_wells: list[str] | None = None,
         exclude_fovs: list[str] | None = None,
+        nonfinite: NonFinitePolicy = "raise",
     ) -> None:
         super().__init__()
+        check_nonfinite_policy(nonfinite, type(self).__name__)
         self.experiments_yaml = experiments_yaml
         self.z_range = slice(*z_range)
         self.yx_patch_size = tuple(yx_patch_size)
@@ -160,6 +175,7 @@ temporal_global_fraction, experiment_weights, condition_ratio
         self.seed = seed
         self.include_wells = include_wells
         self.exclude_fovs = exclude_fovs
+        self.nonfinite = nonfinite
         self.channel_dropout = ChannelDropout(channels=self.channel_dropout_channels, p=channel_dropout_prob)
         self.train_dataset: MultiExperimentTripletDataset | None = None
         self.val_dataset: MultiExperimentTripletDataset | None = None
@@ -208,7 +224,11 @@ temporal_global_fraction, experiment_weights, condition_ratio
         """Build the datasets: train/val for ``"fit"``/``"validate"``/None, every experiment for ``"predict"``."""
         if stage == "test":
             raise NotImplementedError("MultiExperimentDataModule does not support testing.")
+        check_patch_arguments(self.z_range, self.yx_patch_size, self.final_yx_patch_size, self.tau_range)
         registry = ExperimentRegistry.from_yaml(self.experiments_yaml)
+        weights, ratio, dropped = self.experiment_weights, self.condition_ratio, self.channel_dropout_channels
+        filters = (self.include_wells, self.exclude_fovs)
+        check_sampling_arguments(self.experiments_yaml, registry, weights, ratio, dropped, *filters)
         self._build_transforms(registry.num_source_channels)
         if stage == "predict":
             set_track_meta(True)
@@ -310,7 +330,7 @@ temporal_global_fraction, experiment_weights, condition_ratio
         return batch
 
     def on_after_batch_transfer(self, batch: dict | Tensor, dataloader_idx: int) -> dict | Tensor:
-        """Normalise, augment (training only), crop, then drop channels (training only) on the device.
+        """Check non-finite pixels, normalise, augment (training only), crop, drop channels (training only).
 
         In training, the augmentations and the channel dropout are reseeded for every batch from
         ``seed``, the rank and the batch count (see the module notes on resuming). Under a trainer its
@@ -320,6 +340,7 @@ temporal_global_fraction, experiment_weights, condition_ratio
         """
         if isinstance(batch, Tensor):
             return batch
+        apply_nonfinite_policy(batch, ("anchor", "positive", "negative"), self.nonfinite, type(self).__name__)
         training = self.trainer is None or self.trainer.training
         transform = self._augmentation_transform if training else self._no_augmentation_transform
         dropout_generator = None

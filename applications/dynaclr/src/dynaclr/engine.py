@@ -13,11 +13,13 @@ from lightning.pytorch import LightningModule
 from pytorch_metric_learning.losses import NTXentLoss
 from torch import Tensor, nn
 
-from dynaclr._checkpoint import check_state_dict_keys, load_checkpoint_weights
+from dynaclr._checkpoint import load_checkpoint_weights
+from dynaclr._finite_loss import raise_if_nonfinite_loss
 from dynaclr._optim import LRSchedule, configure_adamw
 from dynaclr.vae_logging import BetaVaeLogger
 from viscy_data._typing import TrackingIndex, TripletSample
 from viscy_models.contrastive import ContrastiveEncoder
+from viscy_utils.checkpoint import check_state_dict
 
 __all__ = ["BetaVaeModule", "ContrastiveModule", "ContrastivePrediction"]
 
@@ -157,6 +159,11 @@ class ContrastiveModule(LightningModule):
             _, negative_proj = self(neg_img)
             loss = self.loss_function(anchor_proj, pos_proj, negative_proj)
             images = (anchor_img, pos_img, neg_img)
+        names = ("anchor", "positive", "negative")
+        checked = {f"{name} images": image for name, image in zip(names, images)}
+        projections = (anchor_proj, pos_proj, negative_proj)
+        checked |= {f"{name} projections": p for name, p in zip(names, projections) if p is not None}
+        raise_if_nonfinite_loss(self, {type(self.loss_function).__name__: loss}, stage, batch_idx, checked)
         self._log_metrics(loss, anchor_proj, pos_proj, stage, negative_proj)
         outputs = self.training_step_outputs if stage == "train" else self.validation_step_outputs
         if batch_idx < self.log_batches_per_epoch:
@@ -262,9 +269,10 @@ class ContrastiveModule(LightningModule):
         return configure_adamw(self, self.lr, self.schedule, self.warmup_epochs)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        """Check the checkpoint's keys before Lightning loads them, naming the first mismatches."""
+        """Check the checkpoint's keys and shapes before Lightning loads them, naming the first mismatches."""
         if self.strict_loading and "state_dict" in checkpoint:
-            check_state_dict_keys(self, checkpoint["state_dict"], "state_dict")
+            source = self._trainer.ckpt_path if self._trainer is not None else None
+            check_state_dict(self, checkpoint["state_dict"], str(source or "state_dict"))
 
     def predict_step(self, batch: TripletSample, batch_idx: int, dataloader_idx: int = 0) -> ContrastivePrediction:
         """Features and projections of the anchors, with their tracking index."""
@@ -409,6 +417,9 @@ class BetaVaeModule(LightningModule):
     def _vae_step(self, batch: TripletSample, batch_idx: int, stage: Literal["train", "val"]) -> Tensor:
         x = batch["anchor"]
         output = self(x)
+        terms = {"reconstruction": output["recon_loss"], "kl": output["kl_loss"]}
+        tensors = {"anchor": x, "reconstruction": output["recon_x"], "mu": output["mu"], "logvar": output["logvar"]}
+        raise_if_nonfinite_loss(self, terms, stage, batch_idx, tensors)
         self.vae_logger.log_enhanced_metrics(self, output, batch, stage)
         if batch_idx < self.log_batches_per_epoch:
             from viscy_utils.log_images import detach_sample

@@ -15,12 +15,11 @@ import numpy as np
 import pandas as pd
 
 from viscy_data.experiment import ExperimentRegistry
+from viscy_data.tracks_table import REQUIRED_TRACKS_COLUMNS, read_tracks_csv
 
 __all__ = ["MultiExperimentIndex"]
 
 _logger = logging.getLogger(__name__)
-
-_REQUIRED_CSV_COLUMNS = ("track_id", "t", "y", "x")
 
 
 def _object_array(items: list) -> np.ndarray:
@@ -60,6 +59,13 @@ class MultiExperimentIndex:
     valid_anchors : pd.DataFrame
         Rows of ``tracks`` with a same-lineage observation at ``t + tau`` for some non-zero tau in
         the experiment's tau range (in frames), RangeIndex.
+
+    Notes
+    -----
+    Each FOV's CSV is read and checked against its image by
+    :func:`viscy_data.tracks_table.read_tracks_csv`: malformed tables raise ``ValueError`` naming the
+    CSV, experiment, FOV and column; rows with NaN/Inf or out-of-image coordinates are dropped and
+    unknown parents start their own lineage, each reported by one ``UserWarning`` per file.
     """
 
     def __init__(
@@ -107,15 +113,9 @@ class MultiExperimentIndex:
                 if not csvs:
                     _logger.warning("No tracking CSV in %s, skipping", Path(exp.tracks_path) / fov_name)
                     continue
-                table = pd.read_csv(csvs[0])
-                missing = [c for c in _REQUIRED_CSV_COLUMNS if c not in table.columns]
-                if missing:
-                    raise ValueError(
-                        f"Experiment '{exp.name}': tracks CSV {csvs[0]} lacks columns {missing}; "
-                        f"expected at least {list(_REQUIRED_CSV_COLUMNS)}."
-                    )
                 image = position["0"]
                 self._check_image_fits(exp.name, fov_name, image.shape)
+                table = read_tracks_csv(csvs[0], exp.name, fov_name, image.shape)
                 table["_fov"] = len(fov_meta)
                 tables.append(table)
                 self.positions.append(position)
@@ -133,7 +133,7 @@ class MultiExperimentIndex:
                     }
                 )
         if not tables:
-            columns = [*_REQUIRED_CSV_COLUMNS, "experiment", "condition", "well_name", "fov_name"]
+            columns = [*REQUIRED_TRACKS_COLUMNS, "experiment", "condition", "well_name", "fov_name"]
             columns += ["global_track_id", "hours_post_infection", "fluorescence_channel", "position"]
             return pd.DataFrame(columns=[*columns, "_img_height", "_img_width"])
         tracks = pd.concat(tables, ignore_index=True)
@@ -141,9 +141,13 @@ class MultiExperimentIndex:
 
     def _check_image_fits(self, experiment: str, fov_name: str, shape: tuple[int, ...]) -> None:
         _, _, n_z, n_y, n_x = shape
+        z_start = self.z_range.start or 0
         z_stop = self.z_range.stop if self.z_range.stop is not None else n_z
-        if z_stop > n_z:
-            raise ValueError(f"Experiment '{experiment}', FOV {fov_name}: z_range {self.z_range} exceeds Z={n_z}.")
+        if not 0 <= z_start < z_stop <= n_z:
+            raise ValueError(
+                f"Experiment '{experiment}', FOV {fov_name}: z_range {self.z_range} is empty or exceeds Z={n_z}; "
+                f"expected 0 <= start < stop <= {n_z}."
+            )
         if self.yx_patch_size[0] > n_y or self.yx_patch_size[1] > n_x:
             raise ValueError(
                 f"Experiment '{experiment}', FOV {fov_name}: yx_patch_size {self.yx_patch_size} "

@@ -8,12 +8,11 @@ experiment feeds model channel 0, whatever the channel is called in each plate.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
+from viscy_data.experiment_schema import read_experiments_yaml
 
 __all__ = ["ExperimentConfig", "ExperimentRegistry"]
 
@@ -63,14 +62,27 @@ class ExperimentConfig:
     moi: float = 0.0
 
 
-def _plate_channel_names(data_path: str) -> list[str]:
-    """Channel names of the first position of the plate at ``data_path``."""
+def _plate_layout(exp: ExperimentConfig) -> tuple[list[str], list[str]]:
+    """Channel names of the first position and the well names of ``exp``'s plate.
+
+    Raises
+    ------
+    ValueError
+        If ``data_path`` cannot be opened as an HCS OME-Zarr plate (naming the experiment and path).
+    """
     from iohub.ngff import open_ome_zarr
 
-    with open_ome_zarr(data_path, mode="r") as plate:
-        for _, position in plate.positions():
-            return list(position.channel_names)
-    return list(plate.channel_names)
+    try:
+        with open_ome_zarr(exp.data_path, layout="hcs", mode="r") as plate:
+            wells = [name.strip("/") for name, _ in plate.wells()]
+            for _, position in plate.positions():
+                return list(position.channel_names), wells
+            return list(plate.channel_names), wells
+    except Exception as error:  # iohub/zarr raise many types for a folder that is not a plate
+        raise ValueError(
+            f"Experiment '{exp.name}': data_path {exp.data_path} cannot be opened as an HCS OME-Zarr plate: "
+            f"{type(error).__name__}: {error}"
+        ) from error
 
 
 @dataclass
@@ -83,8 +95,8 @@ class ExperimentRegistry:
         The experiments. Validation (in this order, each failure a ``ValueError``): non-empty list,
         unique names, then per experiment positive ``interval_minutes``, non-empty
         ``condition_wells``, ``source_channel`` within ``channel_names``, existing ``data_path``
-        and ``channel_names`` equal to the plate's; finally the same number of source channels
-        everywhere.
+        that opens as an HCS plate, ``channel_names`` equal to the plate's and ``condition_wells``
+        naming only wells of the plate; finally the same number of source channels everywhere.
 
     Attributes
     ----------
@@ -135,11 +147,18 @@ class ExperimentRegistry:
             )
         if not Path(exp.data_path).exists():
             raise ValueError(f"{prefix} data_path does not exist: {exp.data_path}")
-        zarr_channels = _plate_channel_names(exp.data_path)
+        zarr_channels, plate_wells = _plate_layout(exp)
         if zarr_channels != list(exp.channel_names):
             raise ValueError(
                 f"{prefix} channel_names mismatch. Expected (from config): {list(exp.channel_names)}, "
                 f"got (from zarr): {zarr_channels}"
+            )
+        absent = {c: [w for w in wells if w not in plate_wells] for c, wells in exp.condition_wells.items()}
+        absent = {c: wells for c, wells in absent.items() if wells}
+        if absent:
+            raise ValueError(
+                f"{prefix} condition_wells name wells the plate {exp.data_path} does not have: {absent}; "
+                f"plate wells: {plate_wells}"
             )
 
     @classmethod
@@ -159,33 +178,16 @@ class ExperimentRegistry:
 
         Raises
         ------
-        FileNotFoundError
-            If the file does not exist.
-        KeyError
-            If the top-level ``experiments`` key is missing.
-        TypeError
-            If an entry is not a mapping, has an unknown key or lacks a required one.
+        FileNotFoundError, KeyError, TypeError, ValueError
+            If the file fails the schema, see :func:`viscy_data.experiment_schema.read_experiments_yaml`.
+        ValueError
+            If a check against the plates fails (the message starts with the YAML path).
         """
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"Experiments YAML not found: {path}")
-        with open(path) as f:
-            content = yaml.safe_load(f)
-        if not isinstance(content, dict) or "experiments" not in content:
-            raise KeyError(f"{path}: missing top-level key 'experiments' (a list of experiment mappings).")
-        known = [f.name for f in dataclasses.fields(ExperimentConfig)]
-        configs = []
-        for i, entry in enumerate(content["experiments"] or []):
-            if not isinstance(entry, dict):
-                raise TypeError(f"{path}: experiments[{i}] must be a mapping, got {type(entry).__name__}.")
-            unknown = sorted(set(entry) - set(known))
-            if unknown:
-                raise TypeError(f"{path}: experiments[{i}] has unknown keys {unknown}; expected keys from {known}.")
-            try:
-                configs.append(ExperimentConfig(**entry))
-            except TypeError as err:
-                raise TypeError(f"{path}: experiments[{i}]: {err}") from err
-        return cls(configs)
+        configs = [ExperimentConfig(**entry) for entry in read_experiments_yaml(path)]
+        try:
+            return cls(configs)
+        except ValueError as error:
+            raise ValueError(f"{path}: {error}") from error
 
     def tau_range_frames(self, experiment_name: str, tau_range_hours: tuple[float, float]) -> tuple[int, int]:
         """Convert a tau range in hours to frame offsets for one experiment.

@@ -32,6 +32,7 @@ from viscy_data._utils import (
     _transform_channel_wise,
 )
 from viscy_data.hcs import HCSDataModule
+from viscy_data.nonfinite import NonFinitePolicy, apply_nonfinite_policy, check_nonfinite_policy
 from viscy_data.select import _filter_fovs, _filter_wells
 
 _INSTALL = "pip install 'viscy-data[triplet]'"
@@ -330,6 +331,9 @@ class TripletDataModule(HCSDataModule):
         Z size after the final crop (default: the z_range length).
     cache_pool_bytes : int
         tensorstore decoded-chunk cache size.
+    nonfinite : {"raise", "zero"}
+        What to do with NaN/Inf pixels of a batch, checked on the device once per batch before the
+        transforms: ``"raise"`` a ``ValueError``, or ``"zero"`` them (see :mod:`viscy_data.nonfinite`).
     """
 
     def __init__(
@@ -359,9 +363,11 @@ class TripletDataModule(HCSDataModule):
         pin_memory: bool = False,
         z_window_size: int | None = None,
         cache_pool_bytes: int = 0,
+        nonfinite: NonFinitePolicy = "raise",
     ) -> None:
         require("pandas", "TripletDataModule", _INSTALL)
         require("tensorstore", "TripletDataModule", _INSTALL)
+        check_nonfinite_policy(nonfinite, type(self).__name__)
         if num_workers > 1:
             warnings.warn("Using more than 1 thread worker will likely degrade performance.", stacklevel=2)
         z_window_size = z_window_size or (z_range[1] - z_range[0])
@@ -400,6 +406,7 @@ class TripletDataModule(HCSDataModule):
         self.time_interval = time_interval
         self.return_negative = return_negative
         self._cache_pool_bytes = cache_pool_bytes
+        self.nonfinite = nonfinite
         final_crop = BatchedCenterSpatialCropd(
             keys=self.source_channel, roi_size=(self.z_window_size, *self.final_yx_patch_size)
         )
@@ -517,9 +524,10 @@ class TripletDataModule(HCSDataModule):
         return self._augmentation_transform
 
     def on_after_batch_transfer(self, batch: TripletSample | Tensor, dataloader_idx: int) -> TripletSample | Tensor:
-        """Normalise, augment and crop each patch tensor of the batch on its device (in place)."""
+        """Check non-finite pixels, then normalise, augment and crop each patch of the batch on its device."""
         if isinstance(batch, Tensor):
             return batch
+        apply_nonfinite_policy(batch, ("anchor", "positive", "negative"), self.nonfinite, type(self).__name__)
         for key in ("anchor", "positive", "negative"):
             if key in batch:
                 batch[key] = _transform_channel_wise(

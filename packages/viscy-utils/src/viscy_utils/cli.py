@@ -18,6 +18,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from viscy_utils._quiet import silence_library_noise
+from viscy_utils.checkpoint import is_checkpoint_file_path, read_checkpoint
 from viscy_utils.trainer import VisCyTrainer
 
 __all__ = ["VisCyCLI", "main"]
@@ -69,8 +70,13 @@ class VisCyCLI(LightningCLI):
     def _parse_ckpt_path(self) -> None:
         """Read hyperparameters from ``ckpt_path`` when they parse; otherwise keep the config as given.
 
-        Works around https://github.com/Lightning-AI/pytorch-lightning/issues/21255.
+        A ``ckpt_path`` file that does not exist or cannot be read fails here, naming the file, before
+        anything is instantiated. Works around https://github.com/Lightning-AI/pytorch-lightning/issues/21255.
         """
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if is_checkpoint_file_path(ckpt_path):
+            read_checkpoint(ckpt_path, mmap=True)
         try:
             return super()._parse_ckpt_path()
         except SystemExit:

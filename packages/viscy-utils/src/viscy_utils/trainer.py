@@ -1,13 +1,21 @@
-"""Lightning Trainer with the extra VisCy subcommands: preprocess, export, precompute, convert_to_anndata."""
+"""Lightning Trainer with the extra VisCy subcommands: preprocess, export, precompute, convert_to_anndata.
+
+``VisCyTrainer.fit`` also checks a ``ckpt_path`` file before training (readable, same keys and shapes
+as the model) and adds :class:`~viscy_utils.callbacks.sigterm_checkpoint.SigtermCheckpoint`, so a fit
+stopped with SIGTERM can be resumed with ``ckpt_path="last"``.
+"""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
-from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch import LightningDataModule, LightningModule, Trainer
+
+from viscy_utils.callbacks.sigterm_checkpoint import SigtermCheckpoint
+from viscy_utils.checkpoint import check_checkpoint_matches, is_checkpoint_file_path
 
 __all__ = ["VisCyTrainer"]
 
@@ -19,6 +27,48 @@ _EXTERNAL_DATA_BYTES = 1 << 30
 
 class VisCyTrainer(Trainer):
     """Trainer whose extra methods become ``viscy`` CLI subcommands (arguments from their signatures)."""
+
+    def fit(
+        self,
+        model: LightningModule,
+        train_dataloaders: Any = None,
+        val_dataloaders: Any = None,
+        datamodule: LightningDataModule | None = None,
+        ckpt_path: str | Path | None = None,
+        weights_only: bool | None = None,
+    ) -> None:
+        """Run the full optimization routine (``lightning.pytorch.Trainer.fit``), failing fast on a bad checkpoint.
+
+        Parameters
+        ----------
+        model : LightningModule
+            Model to fit.
+        train_dataloaders : Any
+            Training dataloaders, or a data module.
+        val_dataloaders : Any
+            Validation dataloaders.
+        datamodule : LightningDataModule | None
+            Data module providing the dataloaders.
+        ckpt_path : str | Path | None
+            Checkpoint to resume from: a file, or ``"last"``, ``"best"``, ``"hpc"``, ``"registry"``.
+            A file is checked before anything else runs: it must exist, be readable and have the
+            model's state-dict keys and shapes (when the model loads strictly).
+        weights_only : bool | None
+            Passed to ``torch.load`` when the checkpoint is loaded.
+
+        Raises
+        ------
+        FileNotFoundError
+            If ``ckpt_path`` names a file that does not exist.
+        ValueError
+            If that file is truncated, not a checkpoint, or made for another architecture (the message
+            names the file and the first mismatching keys and shapes).
+        """
+        if is_checkpoint_file_path(ckpt_path) and model.strict_loading:
+            check_checkpoint_matches(model, ckpt_path)
+        if not any(isinstance(callback, SigtermCheckpoint) for callback in self.callbacks):
+            self.callbacks.append(SigtermCheckpoint())
+        return super().fit(model, train_dataloaders, val_dataloaders, datamodule, ckpt_path, weights_only)
 
     def preprocess(
         self,
