@@ -210,7 +210,7 @@ SPEC_INIT_DEFAULTS = {  # the spec's MultiExperimentDataModule.__init__ table, i
     "normalizations": None,
     "augmentations": None,
     "hcl_beta": 0.5,
-    "cache_pool_bytes": 0,
+    "cache_pool_bytes": 2 * 1024**3,  # issue 13: the decoded-chunk cache is on by default
     "seed": 0,
     "include_wells": None,
     "exclude_fovs": None,

@@ -26,6 +26,7 @@ from monai.transforms import Compose, MapTransform
 from torch import Tensor
 
 from dynaclr.dataset import MultiExperimentTripletDataset, generic_channel_names
+from viscy_data._reader import DEFAULT_CACHE_POOL_BYTES
 from viscy_data._utils import BatchedCenterSpatialCropd, _check_norm_meta, _transform_channel_wise
 from viscy_data.cell_index import MultiExperimentIndex
 from viscy_data.channel_dropout import ChannelDropout
@@ -95,7 +96,8 @@ temporal_global_fraction, experiment_weights, condition_ratio
     hcl_beta : float
         Informational; the loss's own ``beta`` is what is used.
     cache_pool_bytes : int
-        Tensorstore decoded-chunk cache size.
+        Bound in bytes of the decoded-chunk cache shared by every reader of this process asking
+        for the same bound (default 2 GiB; 0 turns it off), see ``viscy_data._reader.shared_context``.
     seed : int
         Seed of the batch sampler and of the positive draws.
     include_wells : list[str] | None
@@ -128,7 +130,7 @@ temporal_global_fraction, experiment_weights, condition_ratio
         normalizations: list[MapTransform] | None = None,
         augmentations: list[MapTransform] | None = None,
         hcl_beta: float = 0.5,
-        cache_pool_bytes: int = 0,
+        cache_pool_bytes: int = DEFAULT_CACHE_POOL_BYTES,
         seed: int = 0,
         include_wells: list[str] | None = None,
         exclude_fovs: list[str] | None = None,

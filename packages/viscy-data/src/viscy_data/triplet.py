@@ -21,7 +21,14 @@ from monai.transforms import Compose, MapTransform
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from viscy_data._reader import PositionArrays, channel_indices, fov_name, require, store_path
+from viscy_data._reader import (
+    DEFAULT_CACHE_POOL_BYTES,
+    PositionArrays,
+    channel_indices,
+    fov_name,
+    require,
+    store_path,
+)
 from viscy_data._typing import INDEX_COLUMNS, TripletSample
 from viscy_data._utils import (
     BatchedCenterSpatialCropd,
@@ -85,7 +92,8 @@ class TripletDataset(Dataset):
     return_negative : bool
         Also return a patch of a different track.
     cache_pool_bytes : int
-        Size of tensorstore's decoded-chunk cache.
+        Bound in bytes of the decoded-chunk cache shared by every reader of this process asking
+        for the same bound (default 2 GiB; 0 turns it off), see ``viscy_data._reader.shared_context``.
     """
 
     def __init__(
@@ -101,7 +109,7 @@ class TripletDataset(Dataset):
         include_track_ids: list[int] | None = None,
         time_interval: Literal["any"] | int = "any",
         return_negative: bool = True,
-        cache_pool_bytes: int = 0,
+        cache_pool_bytes: int = DEFAULT_CACHE_POOL_BYTES,
     ) -> None:
         super().__init__()
         require("pandas", "TripletDataset", "triplet")
@@ -326,7 +334,8 @@ class TripletDataModule(HCSDataModule):
     z_window_size : int | None
         Z size after the final crop (default: the z_range length).
     cache_pool_bytes : int
-        tensorstore decoded-chunk cache size.
+        Bound in bytes of the decoded-chunk cache shared by every reader of this process asking
+        for the same bound (default 2 GiB; 0 turns it off), see ``viscy_data._reader.shared_context``.
     """
 
     def __init__(
@@ -355,7 +364,7 @@ class TripletDataModule(HCSDataModule):
         prefetch_factor: int | None = None,
         pin_memory: bool = False,
         z_window_size: int | None = None,
-        cache_pool_bytes: int = 0,
+        cache_pool_bytes: int = DEFAULT_CACHE_POOL_BYTES,
     ) -> None:
         if num_workers > 1:
             warnings.warn("Using more than 1 thread worker will likely degrade performance.", stacklevel=2)
