@@ -97,13 +97,16 @@ temporal_global_fraction, experiment_weights, condition_ratio
         Informational; the loss's own ``beta`` is what is used.
     cache_pool_bytes : int
         Bound in bytes of the decoded-chunk cache shared by every reader of this process asking
-        for the same bound (default 2 GiB; 0 turns it off), see ``viscy_data._reader.shared_context``.
+        for the same bound (default 4 GiB; 0 turns it off), see ``viscy_data._reader.shared_context``.
     seed : int
         Seed of the batch sampler and of the positive draws.
     include_wells : list[str] | None
         Only use these wells.
     exclude_fovs : list[str] | None
         Skip these FOVs.
+    group_by_fov_fraction, group_by_fov_frames
+        Locality of training batches (default off): a fraction drawn from a few image frames, which
+        cuts chunk decoding; see ``FlexibleBatchSampler`` for what it does to the in-batch negatives.
     """
 
     def __init__(
@@ -134,6 +137,8 @@ temporal_global_fraction, experiment_weights, condition_ratio
         seed: int = 0,
         include_wells: list[str] | None = None,
         exclude_fovs: list[str] | None = None,
+        group_by_fov_fraction: float = 0.0,
+        group_by_fov_frames: int = 4,
     ) -> None:
         super().__init__()
         self.experiments_yaml = experiments_yaml
@@ -162,6 +167,8 @@ temporal_global_fraction, experiment_weights, condition_ratio
         self.seed = seed
         self.include_wells = include_wells
         self.exclude_fovs = exclude_fovs
+        self.group_by_fov_fraction = group_by_fov_fraction
+        self.group_by_fov_frames = group_by_fov_frames
         self.channel_dropout = ChannelDropout(channels=self.channel_dropout_channels, p=channel_dropout_prob)
         self.train_dataset: MultiExperimentTripletDataset | None = None
         self.val_dataset: MultiExperimentTripletDataset | None = None
@@ -271,6 +278,8 @@ temporal_global_fraction, experiment_weights, condition_ratio
             rank=rank,
             seed=self.seed,
             drop_last=train,
+            group_by_fov_fraction=self.group_by_fov_fraction if train else 0.0,
+            group_by_fov_frames=self.group_by_fov_frames,
             current_epoch=current_epoch,
         )
 

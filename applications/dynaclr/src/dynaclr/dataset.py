@@ -71,7 +71,7 @@ class MultiExperimentTripletDataset(Dataset):
         Reserved: NT-Xent uses in-batch negatives, so no negative patches are read.
     cache_pool_bytes : int
         Bound in bytes of the decoded-chunk cache shared by every reader of this process asking
-        for the same bound (default 2 GiB; 0 turns it off), see ``viscy_data._reader.shared_context``.
+        for the same bound (default 4 GiB; 0 turns it off), see ``viscy_data._reader.shared_context``.
     seed : int
         Seed of the positive draws: a given batch of indices gets the same positives in every run,
         whatever the loader's thread order.

@@ -93,7 +93,7 @@ class TripletDataset(Dataset):
         Also return a patch of a different track.
     cache_pool_bytes : int
         Bound in bytes of the decoded-chunk cache shared by every reader of this process asking
-        for the same bound (default 2 GiB; 0 turns it off), see ``viscy_data._reader.shared_context``.
+        for the same bound (default 4 GiB; 0 turns it off), see ``viscy_data._reader.shared_context``.
     """
 
     def __init__(
@@ -335,7 +335,7 @@ class TripletDataModule(HCSDataModule):
         Z size after the final crop (default: the z_range length).
     cache_pool_bytes : int
         Bound in bytes of the decoded-chunk cache shared by every reader of this process asking
-        for the same bound (default 2 GiB; 0 turns it off), see ``viscy_data._reader.shared_context``.
+        for the same bound (default 4 GiB; 0 turns it off), see ``viscy_data._reader.shared_context``.
     """
 
     def __init__(
