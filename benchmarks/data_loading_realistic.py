@@ -203,9 +203,55 @@ def _row(name: str, result: dict, chunk_bytes: int) -> str:
     n = result["patches"]
     rss = f"{result['peak_rss'] / 2**30:>8.2f}" if result["peak_rss"] else f"{'':>8}"
     return (
-        f"{name:<52}{result['wall']:>8.2f}{n / result['wall']:>10.0f}"
+        f"{name:<60}{result['wall']:>8.2f}{n / result['wall']:>10.0f}"
         f"{result['decoded'] * chunk_bytes / 2**20 / n:>11.2f}{1000 * result['cpu'] / n:>10.2f}{rss}"
     )
+
+
+_RUNS = ("frames-off", "frames-on", "patches-off", "patches-on", "group-off", "group-on")
+
+
+def _write_or_reuse(root: Path, args) -> dict:
+    """Plates, tracks and experiments files under ``root``, written unless already there."""
+    plate, patches, tracks = root / "plate.zarr", root / "patches.zarr", root / "tracks"
+    timing = f"reused from {root}"
+    if not plate.exists():
+        start = time.perf_counter()
+        write_plate(root, args)
+        written = time.perf_counter() - start
+        start = time.perf_counter()
+        rechunk_plate(plate, patches, chunks=(1, 1, 1, args.patch_chunk, args.patch_chunk))
+        rechunked = time.perf_counter() - start
+        timing = f"written in {written:.0f} s, rechunked to {args.patch_chunk}^2 (verified) in {rechunked:.0f} s"
+    return {
+        "tracks": tracks,
+        "timing": timing,
+        "frames": (plate, write_experiments_yaml(root, plate, tracks, "frames"), args.size),
+        "patches": (patches, write_experiments_yaml(root, patches, tracks, "patches"), args.patch_chunk),
+    }
+
+
+def _runs(kind: str, setup: dict, cache: int, args) -> dict[str, tuple[dict, int]]:
+    """Every requested run of one loader: ``{name: (result, decoded bytes of a chunk)}``."""
+    label, results = _LABELS[kind], {}
+    for run in args.runs:
+        layout, mode = run.split("-")
+        group = args.group_fraction if layout == "group" else 0.0
+        if group and kind != "multi":
+            continue
+        path, yaml_path, chunk_yx = setup["patches" if layout == "patches" else "frames"]
+        chunk_bytes = chunk_yx**2 * 2
+        name = f"{label} {'patch-aligned' if layout == 'patches' else 'whole-frame'}"
+        name += f", group {group}" if group else ""
+        measured = run_loader(kind, path, setup["tracks"], yaml_path, cache if mode == "on" else 0, args, group)
+        if mode == "off":
+            results[f"{name}, no cache"] = (measured["cold"], chunk_bytes)
+            if not group:
+                results[f"  floor of {name}"] = (run_floor(measured), chunk_bytes)
+        else:
+            results[f"{name}, cache, cold"] = (measured["cold"], chunk_bytes)
+            results[f"{name}, cache, warm"] = (measured["warm"], chunk_bytes)
+    return results
 
 
 def main(argv: list[str], batches: int, workdir: Path | None) -> None:
@@ -222,54 +268,27 @@ def main(argv: list[str], batches: int, workdir: Path | None) -> None:
     parser.add_argument("--group-fraction", type=float, default=0.5)
     parser.add_argument("--version", choices=["0.4", "0.5"], default="0.4")
     parser.add_argument("--loaders", nargs="+", choices=["triplet", "multi"], default=["triplet", "multi"])
+    parser.add_argument("--runs", nargs="+", choices=_RUNS, default=list(_RUNS), help="which runs (default all)")
+    parser.add_argument("--data-dir", type=Path, default=None, help="write the plates here once and reuse them")
     args = parser.parse_args(argv)
     args.batches = batches
     cache = args.cache_mib * 2**20
-    frame_bytes = args.size**2 * 2
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
-        root = Path(tmp)
-        start = time.perf_counter()
-        plate, tracks = write_plate(root, args)
-        written = time.perf_counter() - start
-        start = time.perf_counter()
-        patches_plate = rechunk_plate(
-            plate, root / "patches.zarr", chunks=(1, 1, 1, args.patch_chunk, args.patch_chunk)
-        )
-        rechunked = time.perf_counter() - start
-        layouts = {
-            "whole-frame": (plate, write_experiments_yaml(root, plate, tracks, "frames"), args.size),
-            "patch-aligned": (
-                patches_plate,
-                write_experiments_yaml(root, patches_plate, tracks, "patches"),
-                args.patch_chunk,
-            ),
-        }
-        results: dict[str, tuple[dict, int]] = {}
+        root = args.data_dir or Path(tmp)
+        setup = _write_or_reuse(root, args)
+        baseline = _peak_rss()
+        results = {}
         for kind in args.loaders:
-            label = _LABELS[kind]
-            for layout, (path, yaml_path, chunk_yx) in layouts.items():
-                chunk_bytes = chunk_yx**2 * 2
-                off = run_loader(kind, path, tracks, yaml_path, 0, args)
-                results[f"{label} {layout}, no cache"] = (off["cold"], chunk_bytes)
-                results[f"  floor of {label} {layout}"] = (run_floor(off), chunk_bytes)
-                on = run_loader(kind, path, tracks, yaml_path, cache, args)
-                results[f"{label} {layout}, cache, cold"] = (on["cold"], chunk_bytes)
-                results[f"{label} {layout}, cache, warm"] = (on["warm"], chunk_bytes)
-            if kind == "multi" and args.group_fraction > 0:
-                path, yaml_path, _ = layouts["whole-frame"]
-                grouped = run_loader(kind, path, tracks, yaml_path, cache, args, args.group_fraction)
-                for phase in ("cold", "warm"):
-                    name = f"{label} whole-frame, cache, {phase}, group {args.group_fraction}"
-                    results[name] = (grouped[phase], frame_bytes)
-    plate_mib = args.fovs * args.timepoints * 2 * frame_bytes / 2**20
+            results.update(_runs(kind, setup, cache, args))
+    plate_mib = args.fovs * args.timepoints * 2 * args.size**2 * 2 / 2**20
     print(
         f"plate: {args.fovs} FOVs x 2 ch x {args.timepoints} t x 1 z x {args.size}^2 uint16, blosc-zstd, OME-Zarr "
-        f"{args.version}, {plate_mib:.0f} MiB decoded, written in {written:.0f} s, rechunked to {args.patch_chunk}^2 "
-        f"(verified) in {rechunked:.0f} s; {args.cells} cells/FOV; {batches} batches of {args.batch_size} anchors + "
-        f"positives of {args.patch}^2 after {args.warmup} warm-up; cache {args.cache_mib} MiB; {os.cpu_count()} CPUs, "
-        f"load average {os.getloadavg()[0]:.1f}"
+        f"{args.version}, {plate_mib:.0f} MiB decoded, {setup['timing']}; {args.cells} cells/FOV; {batches} batches of "
+        f"{args.batch_size} anchors + positives of {args.patch}^2 after {args.warmup} warm-up; cache {args.cache_mib} "
+        f"MiB; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; "
+        f"RSS after imports {baseline / 2**30:.2f} GiB"
     )
-    print(f"{'run':<52}{'wall s':>8}{'patch/s':>10}{'MiB dec/p':>11}{'CPU ms/p':>10}{'RSS GiB':>8}")
+    print(f"{'run':<60}{'wall s':>8}{'patch/s':>10}{'MiB dec/p':>11}{'CPU ms/p':>10}{'RSS GiB':>8}")
     for name, (result, chunk_bytes) in results.items():
         print(_row(name, result, chunk_bytes))
     _print_ratios(results, cache, args)
@@ -282,18 +301,33 @@ def _rate(run: dict) -> float:
 def _print_ratios(results, cache: int, args) -> None:
     for kind in args.loaders:
         label = _LABELS[kind]
-        off, floor = results[f"{label} whole-frame, no cache"][0], results[f"  floor of {label} whole-frame"][0]
-        cold, warm = results[f"{label} whole-frame, cache, cold"][0], results[f"{label} whole-frame, cache, warm"][0]
-        aligned_off = results[f"{label} patch-aligned, no cache"][0]
-        aligned_cold = results[f"{label} patch-aligned, cache, cold"][0]
-        peak = max(
-            results[f"{label} {layout}, cache, warm"][0]["peak_rss"] for layout in ("whole-frame", "patch-aligned")
+
+        def get(name, label=label):
+            return results.get(f"{label} {name}", (None,))[0]
+
+        off, floor, warm, cold = (
+            get(n) for n in ("whole-frame, no cache", "", "whole-frame, cache, warm", "whole-frame, cache, cold")
         )
-        print(
-            f"{label}: cache / no cache {_rate(warm) / _rate(off):.2f}x patches/s warm, "
-            f"{_rate(cold) / _rate(off):.2f}x cold (goal >= 3); "
-            f"wall / floor {warm['wall'] / floor['wall']:.2f}x with warm cache, "
-            f"{off['wall'] / floor['wall']:.2f}x without (goal <= 2); patch-aligned / whole-frame "
-            f"{_rate(aligned_off) / _rate(off):.2f}x without cache, {_rate(aligned_cold) / _rate(cold):.2f}x with cold "
-            f"cache (goal >= 5); peak RSS {peak / 2**30:.2f} GiB (goal < cache + 1 GiB = {(cache + 2**30) / 2**30:.2f})"
-        )
+        floor = results.get(f"  floor of {label} whole-frame", (None,))[0]
+        aligned_off, aligned_cold = get("patch-aligned, no cache"), get("patch-aligned, cache, cold")
+        lines = []
+        if off and warm:
+            lines.append(
+                f"cache / no cache {_rate(warm) / _rate(off):.2f}x patches/s warm, "
+                f"{_rate(cold) / _rate(off):.2f}x cold (goal >= 3)"
+            )
+        if off and floor:
+            warm_ratio = f"{warm['wall'] / floor['wall']:.2f}x with warm cache, " if warm else ""
+            lines.append(f"wall / floor {warm_ratio}{off['wall'] / floor['wall']:.2f}x without (goal <= 2)")
+        if off and aligned_off:
+            lines.append(
+                f"patch-aligned / whole-frame {_rate(aligned_off) / _rate(off):.2f}x without cache (goal >= 5)"
+            )
+        if cold and aligned_cold:
+            lines.append(f"{_rate(aligned_cold) / _rate(cold):.2f}x with a cold cache")
+        peaks = [r["peak_rss"] for n in ("whole-frame, cache, warm", "patch-aligned, cache, warm") if (r := get(n))]
+        if peaks:
+            lines.append(
+                f"peak RSS {max(peaks) / 2**30:.2f} GiB (goal < cache + 1 GiB = {(cache + 2**30) / 2**30:.2f})"
+            )
+        print(f"{label}: " + "; ".join(lines))
