@@ -19,6 +19,12 @@ decoded, times their decoded size), CPU ms per patch (process CPU time over all 
 the process during the run.
 
 Run: ``python benchmarks/data_loading.py --layout realistic [--fovs 8 --timepoints 30 ...]``.
+
+Measured on 2 shared CPUs (load ~10) with ``--fovs 8 --timepoints 15 --cache-mib 2048 --batches 10``
+(1920 MiB decoded plate, OME-Zarr 0.4), patches/s: TripletDataModule 84 without cache, 852 cold /
+7405 warm with the cache, 1265 patch-aligned without cache; MultiExperimentDataModule 53, 1800 / 2092,
+639. Loaders without cache run at 0.84-0.97x the floor's wall time. Peak RSS of a fresh process with
+the 2 GiB cache: 3.39 / 3.83 GiB, of which 1.25 / 1.02 GiB are the imports.
 """
 
 from __future__ import annotations
