@@ -10,6 +10,11 @@ chunk per (t, c) image) with 200 random-walk tracks, then times
   the codec on a thread pool; the faster of the two is the floor.
 
 Run: ``python benchmarks/data_loading.py [--batches 20] [--workdir DIR]``.
+
+``--layout realistic`` measures the shape of real plates instead (see ``benchmarks/data_loading_realistic.py``):
+OME-Zarr written with iohub, uint16 2048 x 2048 frames, one blosc-zstd chunk per (t, c, z) frame, ~40
+cells per frame, batches of 128 anchor + positive pairs (NT-Xent) of 160 x 160, for ``TripletDataModule``
+and ``MultiExperimentDataModule``, with and without the decoded-chunk cache, and after ``rechunk_plate``.
 """
 
 from __future__ import annotations
@@ -132,9 +137,17 @@ def floor_files(plate: Path, touched: list[set]) -> Timer:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--layout", choices=["today", "realistic"], default="today")
     parser.add_argument("--batches", type=int, default=20)
     parser.add_argument("--workdir", type=Path, default=None)
-    args = parser.parse_args()
+    args, rest = parser.parse_known_args()
+    if args.layout == "realistic":
+        from data_loading_realistic import main as realistic_main
+
+        realistic_main(rest, batches=args.batches, workdir=args.workdir)
+        return
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         plate, tracks = write_dataset(Path(tmp))
         loader, patches, touched = time_loader(plate, tracks, args.batches)

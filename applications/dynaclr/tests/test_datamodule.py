@@ -223,11 +223,13 @@ SPEC_INIT_DEFAULTS = {  # the spec's MultiExperimentDataModule.__init__ table, i
     "normalizations": None,
     "augmentations": None,
     "hcl_beta": 0.5,
-    "cache_pool_bytes": 0,
+    "cache_pool_bytes": 4 * 1024**3,  # issue 13: the decoded-chunk cache is on by default
     "seed": 0,
     "include_wells": None,
     "exclude_fovs": None,
     "nonfinite": "raise",  # new optional argument (non-finite pixel policy), after the spec's
+    "group_by_fov_fraction": 0.0,  # issue 13, off by default
+    "group_by_fov_frames": 4,
 }
 
 
@@ -263,6 +265,8 @@ def test_every_parameter_reaches_its_consumer(two_experiment_plates):
         "seed": 7,
         "include_wells": ["A/1", "B/1"],
         "exclude_fovs": ["B/1/0"],
+        "group_by_fov_fraction": 0.5,
+        "group_by_fov_frames": 2,
     }
     dm = _datamodule(two_experiment_plates, **settings)
     for name, value in settings.items():
@@ -282,6 +286,8 @@ def test_every_parameter_reaches_its_consumer(two_experiment_plates):
     for name in ("batch_size", "experiment_aware", "condition_balanced", "leaky", "temporal_enrichment", "seed"):
         assert getattr(sampler, name) == settings[name], name
     for name in ("temporal_window_hours", "temporal_global_fraction", "experiment_weights", "condition_ratio"):
+        assert getattr(sampler, name) == settings[name], name
+    for name in ("group_by_fov_fraction", "group_by_fov_frames"):
         assert getattr(sampler, name) == settings[name], name
 
 

@@ -139,6 +139,32 @@ def demo(workdir: str, fast: bool, max_epochs: int | None, seed: int | None, ove
     click.echo(f"Report: {Path(workdir) / 'report.md'}")
 
 
+@dynaclr.command("rechunk", short_help="Copy an HCS plate to patch-friendly chunks (faster cell-patch reads)")
+@click.argument("source", type=click.Path(exists=True, file_okay=False))
+@click.argument("target", type=click.Path())
+@click.option(
+    "--chunks",
+    nargs=5,
+    type=int,
+    default=(1, 1, 1, 256, 256),
+    show_default=True,
+    help="Chunk shape (T C Z Y X).",
+)
+@click.option(
+    "--no-shard-frames", is_flag=True, help="OME-Zarr 0.5: one file per chunk instead of one shard per frame."
+)
+def rechunk(source: str, target: str, chunks: tuple[int, ...], no_shard_frames: bool) -> None:
+    """Copy the plate SOURCE to the new path TARGET with small YX chunks, verifying every pixel.
+
+    Channel names, transforms and normalization metadata are copied; SOURCE is only read and an
+    existing TARGET is refused. See ``viscy_data.rechunk.rechunk_plate``.
+    """
+    from viscy_data.rechunk import rechunk_plate
+
+    rechunk_plate(source, target, chunks=chunks, shard_frames=not no_shard_frames)
+    click.echo(f"Wrote and verified {target}")
+
+
 def main() -> None:
     """Entry point of the ``dynaclr`` console script."""
     dynaclr()

@@ -27,6 +27,7 @@ from torch import Tensor
 
 from dynaclr._datamodule_checks import check_patch_arguments, check_sampling_arguments
 from dynaclr.dataset import MultiExperimentTripletDataset, generic_channel_names
+from viscy_data._reader import DEFAULT_CACHE_POOL_BYTES
 from viscy_data._utils import BatchedCenterSpatialCropd, _check_norm_meta, _stack_norm_meta, _transform_channel_wise
 from viscy_data.cell_index import MultiExperimentIndex
 from viscy_data.channel_dropout import ChannelDropout
@@ -97,13 +98,17 @@ temporal_global_fraction, experiment_weights, condition_ratio
     hcl_beta : float
         Informational; the loss's own ``beta`` is what is used.
     cache_pool_bytes : int
-        Tensorstore decoded-chunk cache size.
+        Bound in bytes of the decoded-chunk cache shared by every reader of this process asking
+        for the same bound (default 4 GiB; 0 turns it off), see ``viscy_data._reader.shared_context``.
     seed : int
         Seed of the batch sampler and of the positive draws.
     include_wells : list[str] | None
         Only use these wells.
     exclude_fovs : list[str] | None
         Skip these FOVs.
+    group_by_fov_fraction, group_by_fov_frames
+        Locality of training batches (default off): a fraction drawn from a few image frames, which
+        cuts chunk decoding; see ``FlexibleBatchSampler`` for what it does to the in-batch negatives.
     nonfinite : {"raise", "zero"}
         What to do with NaN/Inf pixels of a batch, checked on the device once per batch before the
         transforms: ``"raise"`` a ``ValueError`` naming the batch key and samples, or ``"zero"`` them
@@ -141,11 +146,13 @@ temporal_global_fraction, experiment_weights, condition_ratio
         normalizations: list[MapTransform] | None = None,
         augmentations: list[MapTransform] | None = None,
         hcl_beta: float = 0.5,
-        cache_pool_bytes: int = 0,
+        cache_pool_bytes: int = DEFAULT_CACHE_POOL_BYTES,
         seed: int = 0,
         include_wells: list[str] | None = None,
         exclude_fovs: list[str] | None = None,
         nonfinite: NonFinitePolicy = "raise",
+        group_by_fov_fraction: float = 0.0,
+        group_by_fov_frames: int = 4,
     ) -> None:
         super().__init__()
         check_nonfinite_policy(nonfinite, type(self).__name__)
@@ -176,6 +183,8 @@ temporal_global_fraction, experiment_weights, condition_ratio
         self.include_wells = include_wells
         self.exclude_fovs = exclude_fovs
         self.nonfinite = nonfinite
+        self.group_by_fov_fraction = group_by_fov_fraction
+        self.group_by_fov_frames = group_by_fov_frames
         self.channel_dropout = ChannelDropout(channels=self.channel_dropout_channels, p=channel_dropout_prob)
         self.train_dataset: MultiExperimentTripletDataset | None = None
         self.val_dataset: MultiExperimentTripletDataset | None = None
@@ -289,6 +298,8 @@ temporal_global_fraction, experiment_weights, condition_ratio
             rank=rank,
             seed=self.seed,
             drop_last=train,
+            group_by_fov_fraction=self.group_by_fov_fraction if train else 0.0,
+            group_by_fov_frames=self.group_by_fov_frames,
             current_epoch=current_epoch,
         )
 

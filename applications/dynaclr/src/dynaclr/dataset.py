@@ -20,7 +20,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from dynaclr.tau_sampling import tau_distribution
-from viscy_data._reader import PositionArrays, require
+from viscy_data._reader import DEFAULT_CACHE_POOL_BYTES, PositionArrays, require
 from viscy_data._typing import INDEX_COLUMNS
 from viscy_data._utils import _read_norm_meta
 from viscy_data.cell_index import MultiExperimentIndex
@@ -70,7 +70,8 @@ class MultiExperimentTripletDataset(Dataset):
     return_negative : bool
         Reserved: NT-Xent uses in-batch negatives, so no negative patches are read.
     cache_pool_bytes : int
-        Size of tensorstore's decoded-chunk cache.
+        Bound in bytes of the decoded-chunk cache shared by every reader of this process asking
+        for the same bound (default 4 GiB; 0 turns it off), see ``viscy_data._reader.shared_context``.
     seed : int
         Seed of the positive draws: a given batch of indices gets the same positives in every run,
         whatever the loader's thread order.
@@ -95,7 +96,7 @@ class MultiExperimentTripletDataset(Dataset):
         tau_range_hours: tuple[float, float] = (0.5, 2.0),
         tau_decay_rate: float = 2.0,
         return_negative: bool = False,
-        cache_pool_bytes: int = 0,
+        cache_pool_bytes: int = DEFAULT_CACHE_POOL_BYTES,
         seed: int = 0,
     ) -> None:
         super().__init__()

@@ -43,6 +43,15 @@ def worker_context() -> multiprocessing.context.BaseContext:
 WORKER_CONTEXT = worker_context()
 """Context passed as ``multiprocessing_context`` to process-based DataLoaders (see :func:`worker_context`)."""
 
+DEFAULT_CACHE_POOL_BYTES = 4 * 1024**3
+"""Default bound of the decoded-chunk cache of the tensorstore-based data modules (4 GiB).
+
+It holds a whole decoded plate of 8 FOVs x 30 timepoints x 2 channels of 2048 x 2048 uint16 frames.
+"""
+
+_CONTEXTS: dict[tuple[int, int], Any] = {}
+_CONTEXTS_LOCK = threading.Lock()
+
 
 def require(module: str, owner: str, install: str) -> ModuleType:
     """Import an optional dependency or raise an ImportError giving the command that installs it.
@@ -97,6 +106,34 @@ def channel_indices(positions: Sequence[Position], channel_names: list[str]) -> 
     return indices or []
 
 
+def shared_context(cache_pool_bytes: int) -> Any:
+    """The tensorstore context of this process for a decoded-chunk cache of ``cache_pool_bytes``.
+
+    Every reader of the process asking for the same bound gets the same context, so the train and
+    validation datasets of a data module (and all loader threads) share one cache: a chunk touched by
+    several cells, or by an anchor and its positive, is decoded once while it stays in the cache.
+    tensorstore's ``cache_pool`` is thread-safe and evicts the least recently used chunks beyond
+    ``total_bytes_limit``; with 0, chunks are still decoded once per batched read, but not kept.
+
+    Parameters
+    ----------
+    cache_pool_bytes : int
+        Bound of the cache in bytes, ``>= 0``.
+    """
+    import tensorstore as ts
+
+    key = (os.getpid(), int(cache_pool_bytes))
+    with _CONTEXTS_LOCK:
+        if key not in _CONTEXTS:
+            _CONTEXTS[key] = ts.Context(
+                {
+                    "data_copy_concurrency": {"limit": _cpu_count()},
+                    "cache_pool": {"total_bytes_limit": int(cache_pool_bytes)},
+                }
+            )
+        return _CONTEXTS[key]
+
+
 class PositionArrays:
     """Lazily opened tensorstore handles of array ``array_key`` of each position.
 
@@ -107,7 +144,8 @@ class PositionArrays:
     array_key : str
         Multiscale level to read, ``"0"`` for full resolution.
     cache_pool_bytes : int
-        Size of tensorstore's decoded-chunk cache (0 disables caching across reads).
+        Bound in bytes of the decoded-chunk cache (0 disables caching across reads), see
+        :func:`shared_context`.
     owner : str
         Class using the reader, named in the ImportError if tensorstore is missing.
     extra : str
@@ -125,6 +163,8 @@ class PositionArrays:
         extra: str = "triplet",
         zarr_fallback: bool = False,
     ) -> None:
+        if cache_pool_bytes < 0:
+            raise ValueError(f"cache_pool_bytes must be >= 0 (0 turns the chunk cache off), got {cache_pool_bytes}.")
         self.uses_tensorstore = True
         try:
             require("tensorstore", owner, extra)
@@ -184,16 +224,7 @@ class PositionArrays:
             return self._handles[index]
 
     def _new_context(self) -> Any:
-        if not self.uses_tensorstore:
-            return None
-        import tensorstore as ts
-
-        return ts.Context(
-            {
-                "data_copy_concurrency": {"limit": _cpu_count()},
-                "cache_pool": {"total_bytes_limit": self._cache_pool_bytes},
-            }
-        )
+        return shared_context(self._cache_pool_bytes) if self.uses_tensorstore else None
 
     def _open(self, index: int) -> Any:
         if not self.uses_tensorstore:

@@ -120,9 +120,24 @@ class FlexibleBatchSampler(Sampler[list[int]]):
         Only yield full batches without forced repeats: experiments with fewer anchors than
         ``batch_size`` are never chosen, and the epoch has ``N // batch_size`` batches. When False
         such experiments are sampled with repeats and the epoch has ``ceil(N / batch_size)`` batches.
+    group_by_fov_fraction : float
+        Fraction of each batch (``0 <= f <= 1``, default 0 = off) replaced by anchors of a few image
+        frames, i.e. ``(experiment, fov_name, t)`` values (needs ``fov_name`` and ``t`` columns). The
+        frames are those of ``group_by_fov_frames`` anchors the batch already drew, so the batch keeps
+        its experiment; the rest of the batch is drawn as without grouping. Cells of one frame share
+        the chunks they are read from, so a reader decodes fewer chunks per batch and its chunk cache
+        is hit more often.
+    group_by_fov_frames : int
+        Number of frames the grouped part is drawn from.
 
     Notes
     -----
+    With ``group_by_fov_fraction > 0``, the in-batch negatives of a contrastive loss include more
+    cells of the same FOV, time point, well and condition as the anchor: harder negatives that share
+    its imaging conditions (illumination, focus, density) rather than differ by them, and fewer
+    distinct conditions and time points per batch. Neighbouring cells of one frame can overlap in
+    their patches. Batches with the default 0 are exactly those of the sampler without the option.
+
     Lightning does not call ``set_epoch`` on a custom batch sampler, so each new iteration advances the
     epoch by one unless ``set_epoch`` was called since the previous iteration began.
     """
@@ -143,6 +158,8 @@ class FlexibleBatchSampler(Sampler[list[int]]):
         rank: int = 0,
         seed: int = 0,
         drop_last: bool = True,
+        group_by_fov_fraction: float = 0.0,
+        group_by_fov_frames: int = 4,
     ) -> None:
         self.valid_anchors = valid_anchors
         self.batch_size = batch_size
@@ -158,12 +175,15 @@ class FlexibleBatchSampler(Sampler[list[int]]):
         self.rank = rank
         self.seed = seed
         self.drop_last = drop_last
+        self.group_by_fov_fraction = group_by_fov_fraction
+        self.group_by_fov_frames = group_by_fov_frames
         self.epoch = 0
         self._epoch_was_set = False
         self._iterated = False
         self._validate()
         self._build_leaves()
         self._build_experiment_plans()
+        self._build_frames()
         self._cell_cache: dict[tuple[int, int], _CellPlan] = {}
         if len(self) == 0:
             raise ValueError(
@@ -183,6 +203,8 @@ class FlexibleBatchSampler(Sampler[list[int]]):
             (self.condition_balanced, "condition_balanced", "condition"),
             (self.temporal_enrichment, "temporal_enrichment", "hours_post_infection"),
         ]
+        grouped = self.group_by_fov_fraction > 0
+        required += [(grouped, "group_by_fov_fraction > 0", column) for column in ("fov_name", "t")]
         for enabled, flag, column in required:
             if enabled and column not in columns:
                 raise ValueError(f"{flag}=True requires '{column}' column in valid_anchors, but columns are: {columns}")
@@ -192,6 +214,10 @@ class FlexibleBatchSampler(Sampler[list[int]]):
             raise ValueError(f"leaky must be in [0, 1), got {self.leaky}")
         if not 0.0 <= self.temporal_global_fraction <= 1.0:
             raise ValueError(f"temporal_global_fraction must be in [0, 1], got {self.temporal_global_fraction}")
+        if not 0.0 <= self.group_by_fov_fraction <= 1.0:
+            raise ValueError(f"group_by_fov_fraction must be in [0, 1], got {self.group_by_fov_fraction}")
+        if self.group_by_fov_frames < 1:
+            raise ValueError(f"group_by_fov_frames must be a positive integer, got {self.group_by_fov_frames}")
         if self.temporal_window_hours < 0:
             raise ValueError(f"temporal_window_hours must be >= 0, got {self.temporal_window_hours}")
         if self.num_replicas < 1 or not 0 <= self.rank < self.num_replicas:
@@ -239,6 +265,17 @@ class FlexibleBatchSampler(Sampler[list[int]]):
         hi = np.searchsorted(self._leaf_pair, pairs, side="right")
         self._pair_range = np.stack([lo, hi], axis=1).reshape(len(self._experiment_names), n_cond, 2)
         self._exp_sizes = np.bincount(exp_codes, minlength=len(self._experiment_names))
+
+    def _build_frames(self) -> None:
+        """Anchors grouped by image frame ``(experiment, fov_name, t)``, for ``group_by_fov_fraction``."""
+        if self.group_by_fov_fraction == 0:
+            return
+        columns = [c for c in ("experiment", "fov_name", "t") if c in self.valid_anchors.columns]
+        codes, _ = pd.factorize(pd.MultiIndex.from_frame(self.valid_anchors[columns]))
+        self._frame_of = codes.astype(np.int64)
+        self._frame_order = np.argsort(self._frame_of, kind="stable")
+        self._frame_size = np.bincount(self._frame_of)
+        self._frame_start = np.cumsum(self._frame_size) - self._frame_size
 
     def _build_experiment_plans(self) -> None:
         """Eligible experiments, their probabilities, and each one's condition × part fractions."""
@@ -425,6 +462,24 @@ class FlexibleBatchSampler(Sampler[list[int]]):
         drawn = leaf_counts > 0
         return self._take(leaves[drawn], leaf_counts[drawn], rng).tolist()
 
+    def _group_by_frame(self, batch: list[int], rng: np.random.Generator) -> list[int]:
+        """Replace ``group_by_fov_fraction`` of the batch by anchors of the frames of a few of its anchors."""
+        batch = np.asarray(batch, dtype=np.int64)
+        n_grouped = int(round(self.group_by_fov_fraction * len(batch)))
+        if n_grouped == 0:
+            return batch.tolist()
+        order = rng.permutation(len(batch))
+        kept, replaced = batch[order[: len(batch) - n_grouped]], batch[order[len(batch) - n_grouped :]]
+        pool = kept if len(kept) else replaced
+        seeds = rng.choice(pool, size=min(self.group_by_fov_frames, len(pool)), replace=False)
+        frames = np.unique(self._frame_of[seeds])
+        members = np.concatenate(
+            [self._frame_order[s : s + n] for s, n in zip(self._frame_start[frames], self._frame_size[frames])]
+        )
+        chosen = rng.permutation(members[~np.isin(members, kept)])[:n_grouped]
+        refill = replaced[~np.isin(replaced, chosen)][: n_grouped - len(chosen)]  # frames hold too few anchors
+        return np.concatenate([kept, chosen, refill]).tolist()
+
     # ------------------------------------------------------------------ protocol
     def set_epoch(self, epoch: int) -> None:
         """Set the epoch used to seed the next iteration."""
@@ -454,5 +509,7 @@ class FlexibleBatchSampler(Sampler[list[int]]):
         per_rank = len(self)
         for i in range(per_rank * self.num_replicas):
             batch = self._build_one_batch(rng)
+            if self.group_by_fov_fraction > 0:
+                batch = self._group_by_frame(batch, rng)
             if i % self.num_replicas == self.rank:
                 yield batch

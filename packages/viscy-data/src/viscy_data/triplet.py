@@ -21,7 +21,14 @@ from monai.transforms import Compose, MapTransform
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from viscy_data._reader import PositionArrays, channel_indices, fov_name, require, store_path
+from viscy_data._reader import (
+    DEFAULT_CACHE_POOL_BYTES,
+    PositionArrays,
+    channel_indices,
+    fov_name,
+    require,
+    store_path,
+)
 from viscy_data._typing import INDEX_COLUMNS, TripletSample
 from viscy_data._utils import (
     BatchedCenterSpatialCropd,
@@ -88,7 +95,8 @@ class TripletDataset(Dataset):
     return_negative : bool
         Also return a patch of a different track.
     cache_pool_bytes : int
-        Size of tensorstore's decoded-chunk cache.
+        Bound in bytes of the decoded-chunk cache shared by every reader of this process asking
+        for the same bound (default 4 GiB; 0 turns it off), see ``viscy_data._reader.shared_context``.
     """
 
     def __init__(
@@ -104,7 +112,7 @@ class TripletDataset(Dataset):
         include_track_ids: list[int] | None = None,
         time_interval: Literal["any"] | int = "any",
         return_negative: bool = True,
-        cache_pool_bytes: int = 0,
+        cache_pool_bytes: int = DEFAULT_CACHE_POOL_BYTES,
     ) -> None:
         super().__init__()
         require("pandas", "TripletDataset", _INSTALL)
@@ -330,7 +338,8 @@ class TripletDataModule(HCSDataModule):
     z_window_size : int | None
         Z size after the final crop (default: the z_range length).
     cache_pool_bytes : int
-        tensorstore decoded-chunk cache size.
+        Bound in bytes of the decoded-chunk cache shared by every reader of this process asking
+        for the same bound (default 4 GiB; 0 turns it off), see ``viscy_data._reader.shared_context``.
     nonfinite : {"raise", "zero"}
         What to do with NaN/Inf pixels of a batch, checked on the device once per batch before the
         transforms: ``"raise"`` a ``ValueError``, or ``"zero"`` them (see :mod:`viscy_data.nonfinite`).
@@ -362,7 +371,7 @@ class TripletDataModule(HCSDataModule):
         prefetch_factor: int | None = None,
         pin_memory: bool = False,
         z_window_size: int | None = None,
-        cache_pool_bytes: int = 0,
+        cache_pool_bytes: int = DEFAULT_CACHE_POOL_BYTES,
         nonfinite: NonFinitePolicy = "raise",
     ) -> None:
         require("pandas", "TripletDataModule", _INSTALL)
