@@ -24,7 +24,7 @@ from viscy_utils.callbacks._embedding_parts import part_rows, read_part_index
 
 SORT_COLUMNS = ("fov_name", "track_id", "t")
 _ARRAY_ENCODING = {"encoding-type": "array", "encoding-version": "0.2.0"}
-_BLOCK_BYTES = 64 * 2**20
+_BLOCK_BYTES = 16 * 2**20
 
 
 @contextlib.contextmanager
@@ -38,23 +38,39 @@ def zarr3_write_settings(ad: ModuleType) -> Iterator[None]:
         yield
 
 
+def _column(values: np.ndarray, strip: bool) -> pd.Categorical | np.ndarray:
+    """Strings as a categorical (sorted categories, as anndata writes them); ``fov_name`` stripped of "/"."""
+    if values.dtype.kind not in "TUSO":
+        return values
+    categories, codes = np.unique(values, return_inverse=True)
+    categories = pd.Index(categories.astype(object))
+    if strip:
+        categories, remap = np.unique(np.asarray(categories.str.strip("/"), dtype=object), return_inverse=True)
+        codes = remap[codes]
+    return pd.Categorical.from_codes(codes, categories=pd.Index(categories, dtype=object))
+
+
 def plan_rows(parts: list[zarr.Group]) -> tuple[pd.DataFrame, list[np.ndarray], int]:
     """Final ``obs`` and, per part, the output row of each of its rows (-1: a dropped duplicate).
 
     Returns
     -------
     tuple[pd.DataFrame, list[np.ndarray], int]
-        ``obs`` in output order (``fov_name`` stripped of "/", index ``"0".."n-1"``), the destinations,
-        and the number of duplicates dropped.
+        ``obs`` in output order (string columns categorical, ``fov_name`` stripped of "/", index
+        ``"0".."n-1"``), the destinations, and the number of duplicates dropped.
     """
     indexes, keys = zip(*(read_part_index(part) for part in parts), strict=True)
     sizes = [len(key) for key in keys]
-    frame = pd.concat([index for index, size in zip(indexes, sizes) if size], ignore_index=True)
     key = np.concatenate(keys)
     if not len(key):
         raise ValueError("EmbeddingWriter received no predictions to write.")
-    if "fov_name" in frame:
-        frame["fov_name"] = frame["fov_name"].astype(str).str.strip("/")
+    names = next(list(index) for index, size in zip(indexes, sizes, strict=True) if size)
+    frame = pd.DataFrame(
+        {
+            name: _column(np.concatenate([index[name] for index in indexes if index]), name == "fov_name")
+            for name in names
+        }
+    )
     first = np.lexsort((np.arange(len(key)), key[:, 1], key[:, 0]))
     unique = np.ones(len(first), dtype=bool)
     unique[1:] = np.any(key[first[1:]] != key[first[:-1]], axis=1)
@@ -62,6 +78,7 @@ def plan_rows(parts: list[zarr.Group]) -> tuple[pd.DataFrame, list[np.ndarray], 
     sort_frame = frame.iloc[kept][[c for c in SORT_COLUMNS if c in frame]].reset_index(drop=True)
     sort_frame["_dataloader"], sort_frame["_dataset_index"] = key[kept, 0], key[kept, 1]
     rows = kept[sort_frame.sort_values(list(sort_frame.columns), kind="mergesort").index.to_numpy()]
+    del sort_frame
     destination = np.full(len(key), -1, dtype=np.int64)
     destination[rows] = np.arange(len(rows))
     obs = frame.iloc[rows].reset_index(drop=True)
@@ -70,7 +87,7 @@ def plan_rows(parts: list[zarr.Group]) -> tuple[pd.DataFrame, list[np.ndarray], 
 
 
 def block_rows(row_shape: tuple[int, ...], dtype: np.dtype) -> int:
-    """Rows per output chunk: about 64 MiB."""
+    """Rows per output chunk: about 16 MiB."""
     return max(1, _BLOCK_BYTES // max(1, int(np.prod(row_shape)) * np.dtype(dtype).itemsize))
 
 
@@ -148,7 +165,7 @@ def write_store(
     reduce : Callable[[zarr.Array], dict[str, np.ndarray]]
         Computes ``obsm`` reductions from the written ``X``.
     uns : dict
-        Provenance written to ``uns["embedding_writer"]`` (row order and duplicates are added).
+        Provenance written to ``uns["embedding_writer"]`` (row order, rows per rank and duplicates are added).
 
     Returns
     -------
@@ -161,17 +178,21 @@ def write_store(
     kept = [dest for _, dest in live]
     has_projections = all("projections" in part for part, _ in live)
     n_features = live[0][0]["features"].shape[1]
-    provenance = {**uns, "row_order": [c for c in SORT_COLUMNS if c in obs], "duplicates_dropped": n_duplicates}
+    provenance = {
+        **uns,
+        "row_order": [c for c in SORT_COLUMNS if c in obs],
+        "rows_per_rank": [part_rows(part) for part in parts],
+        "duplicates_dropped": n_duplicates,
+    }
     with zarr3_write_settings(ad):
         var = pd.DataFrame(index=pd.RangeIndex(n_features).astype(str))
         ad.AnnData(obs=obs, var=var, uns={"embedding_writer": provenance}).write_zarr(path)
         group = zarr.open_group(path, mode="r+")
-        features = [part["features"] for part, _ in live]
-        features = _stream_array(features, kept, len(obs), group, "X", scratch / "X")
+        x = _stream_array([part["features"] for part, _ in live], kept, len(obs), group, "X", scratch / "X")
         if has_projections:
             projections = [part["projections"] for part, _ in live]
             _stream_array(projections, kept, len(obs), group["obsm"], "X_projections", scratch / "projections")
-        for key, embedding in reduce(features).items():
+        for key, embedding in reduce(x).items():
             _create_array(group["obsm"], key, embedding.shape, embedding.dtype)[:] = embedding
         zarr.consolidate_metadata(path)
     return len(obs)

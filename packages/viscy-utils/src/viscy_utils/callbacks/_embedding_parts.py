@@ -14,12 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 import zarr
 
 _REQUIRED_KEYS = ("features", "index")
-_CHUNK_BYTES = 16 * 2**20
+_CHUNK_BYTES = 8 * 2**20
 
 
 def to_numpy(value: Any) -> np.ndarray:
@@ -154,12 +153,9 @@ def part_rows(group: zarr.Group) -> int:
     return int(group.attrs["n_rows"])
 
 
-def read_part_index(group: zarr.Group) -> tuple[pd.DataFrame, np.ndarray]:
-    """The tracking index columns (strings as Python objects) and the ``(n, 2)`` order keys of a part."""
+def read_part_index(group: zarr.Group) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The tracking index columns (strings as numpy ``StringDType``) and the ``(n, 2)`` order keys of a part."""
     if not part_rows(group):
-        return pd.DataFrame(), np.empty((0, 2), np.int64)
-    columns = {}
-    for name in group.attrs["columns"]:
-        values = group[f"index/{name}"][:]
-        columns[name] = values.astype(object) if values.dtype.kind == "T" else values
-    return pd.DataFrame(columns), np.asarray(group["order_key"][:])
+        return {}, np.empty((0, 2), np.int64)
+    columns = {name: group[f"index/{name}"][:] for name in group.attrs["columns"]}
+    return columns, np.asarray(group["order_key"][:])
