@@ -96,9 +96,31 @@ def test_slurm_scripts_run_dynaclr_under_srun_with_four_gpus():
     assert "srun" in predict and "dynaclr predict -c" in predict
 
 
-@pytest.mark.parametrize(("script", "subcommand"), [("fit_slurm.sh", "fit"), ("predict_slurm.sh", "predict")])
-def test_slurm_script_launches_the_dynaclr_subcommand_through_srun(script, subcommand, tmp_path):
-    """Run the script with stand-in ``srun``/``scontrol`` that record what SLURM would have been asked to run."""
+_TWO_NODES = {"SLURM_JOB_NUM_NODES": "2", "SLURM_NTASKS_PER_NODE": "4"}
+
+
+@pytest.mark.parametrize(
+    ("script", "subcommand", "allocation", "expected_options"),
+    [
+        ("fit_slurm.sh", "fit", {}, "--trainer.num_nodes 1 --trainer.devices 4"),
+        ("predict_slurm.sh", "predict", {}, "--trainer.num_nodes 1 --trainer.devices 1"),
+        ("fit_slurm.sh", "fit", _TWO_NODES, "--trainer.num_nodes 2 --trainer.devices 4"),
+        ("predict_slurm.sh", "predict", _TWO_NODES, "--trainer.num_nodes 2 --trainer.devices 4"),
+        (
+            "fit_slurm.sh",
+            "fit",
+            {"CKPT_PATH": "/ck/last.ckpt"},
+            "--trainer.num_nodes 1 --trainer.devices 4 --ckpt_path /ck/last.ckpt",
+        ),
+    ],
+)
+def test_slurm_script_launches_the_dynaclr_subcommand_through_srun(
+    script, subcommand, allocation, expected_options, tmp_path
+):
+    """Run the script with stand-in ``srun``/``scontrol`` that record what SLURM would have been asked to run.
+
+    ``trainer.num_nodes`` and ``trainer.devices`` follow the allocation (``--nodes``, ``--ntasks-per-node``).
+    """
     import os
     import subprocess
 
@@ -109,12 +131,15 @@ def test_slurm_script_launches_the_dynaclr_subcommand_through_srun(script, subco
     for tool in bin_dir.iterdir():
         tool.chmod(0o755)
     log = tmp_path / "srun.log"
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "SRUN_LOG": str(log), "WORKSPACE_DIR": "/ws"}
+    env = {key: value for key, value in os.environ.items() if not key.startswith("SLURM_") and key != "CKPT_PATH"}
+    env.update(PATH=f"{bin_dir}:{os.environ['PATH']}", SRUN_LOG=str(log), WORKSPACE_DIR="/ws", **allocation)
     result = subprocess.run(
         ["bash", str(CONFIG_DIR / script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stderr
-    expected = f"srun uv run --project /ws --package dynaclr dynaclr {subcommand} -c ./{subcommand}.yml"
+    expected = (
+        f"srun uv run --project /ws --package dynaclr dynaclr {subcommand} -c ./{subcommand}.yml {expected_options}"
+    )
     assert log.read_text().splitlines() == [expected]
     assert (tmp_path / "slurm_logs").is_dir()
 

@@ -51,9 +51,10 @@ def _predict(paths: dict[str, Path], output_path: Path, accelerator: str) -> ann
 
 
 def _expected_obs(paths: dict[str, Path]) -> pd.DataFrame:
-    """The cells in loader order: FOVs in plate order, rows in each FOV's CSV order."""
+    """The cells in the writer's documented order: sorted by fov_name, track_id, t."""
     frames = [pd.read_csv(paths["tracks_path"] / fov / "tracks.csv").assign(fov_name=fov) for fov in PLATE_POSITIONS]
-    return pd.concat(frames, ignore_index=True)
+    cells = pd.concat(frames, ignore_index=True)
+    return cells.sort_values(["fov_name", "track_id", "t"], kind="stable").reset_index(drop=True)
 
 
 def _direct_embeddings(paths: dict[str, Path], obs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -86,7 +87,7 @@ def test_predicted_embeddings_are_written_and_reproducible_on_cpu(tiny_trained_c
     second = _predict(tiny_trained_checkpoint, tmp_path / "second.zarr", "cpu")
     expected_obs = _expected_obs(tiny_trained_checkpoint)
 
-    # INFER-02: the store is written with the documented layout, one row per cell in loader order
+    # INFER-02: the store is written with the documented layout, one row per cell, sorted by fov_name, track_id, t
     assert first.X.shape == (len(expected_obs), 768) and first.X.dtype == np.float32
     assert first.obsm["X_projections"].shape == (len(expected_obs), 32)
     assert first.obs["fov_name"].tolist() == expected_obs["fov_name"].tolist()

@@ -1,6 +1,9 @@
 #!/bin/bash
-# Write DynaCLR embeddings with one GPU.
+# Write DynaCLR embeddings: one task per GPU, on one or more nodes.
 # Submit from this folder with: sbatch predict_slurm.sh   (edit predict.yml's TODO paths first)
+# On 2 nodes x 4 GPUs:          sbatch --nodes=2 --ntasks-per-node=4 --gres=gpu:4 predict_slurm.sh
+# Every rank streams its cells to disk; rank 0 assembles one store at the end, so the output path must be
+# on a filesystem all nodes share. Each cell is written once, rows sorted by fov_name, track_id, t.
 
 #SBATCH --job-name=dynaclr_predict
 #SBATCH --nodes=1
@@ -23,4 +26,8 @@ CONFIG="${CONFIG:-./predict.yml}"
 mkdir -p ./slurm_logs
 scontrol show job "${SLURM_JOB_ID:-}" || true
 
-srun uv run --project "$WORKSPACE_DIR" --package dynaclr dynaclr predict -c "$CONFIG"
+# trainer.num_nodes and trainer.devices follow the allocation: --nodes and --ntasks-per-node (= GPUs per node).
+NUM_NODES="${SLURM_JOB_NUM_NODES:-1}"
+DEVICES="${SLURM_NTASKS_PER_NODE:-1}"
+srun uv run --project "$WORKSPACE_DIR" --package dynaclr dynaclr predict -c "$CONFIG" \
+    --trainer.num_nodes "$NUM_NODES" --trainer.devices "$DEVICES"

@@ -9,6 +9,7 @@ anndata comes with ``pip install 'viscy-utils[anndata]'``; the reductions need `
 from __future__ import annotations
 
 import logging
+import shutil
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -21,15 +22,11 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 
 from viscy_data._typing import INDEX_COLUMNS
 from viscy_utils._optional import import_optional
-from viscy_utils._store import write_anndata_zarr
-from viscy_utils.callbacks._gather import (
-    EmbeddingBatch,
-    assemble_table,
-    batches_from_epoch,
-    broadcast_from_rank_zero,
-    gather_to_rank_zero,
-    merge_tables,
-)
+from viscy_utils._store import write_anndata_zarr, write_replacing
+from viscy_utils.callbacks._embedding_assembly import write_store
+from viscy_utils.callbacks._embedding_parts import PartWriter
+from viscy_utils.callbacks._reduction_fit import bounded_neighbours as _bounded_neighbours
+from viscy_utils.callbacks._reduction_fit import sampled_reductions
 
 if TYPE_CHECKING:
     from xarray import Dataset
@@ -80,19 +77,6 @@ def read_embedding_dataset(path: str | Path) -> Dataset:
     xr = import_optional("xarray")
     dataset = xr.open_zarr(path)
     return dataset.set_index(sample=get_available_index_columns(dataset, str(path)))
-
-
-def _detach_to_cpu(value: Any) -> Any:
-    return value.detach().cpu() if hasattr(value, "detach") else value
-
-
-def _bounded_neighbours(kwargs: dict, key: str, default: int, fallback: int, n_samples: int) -> dict:
-    """Copy of ``kwargs`` whose neighbour count ``key`` is smaller than ``n_samples``."""
-    kwargs = {key: default, **kwargs}
-    if kwargs[key] >= n_samples:
-        _logger.warning(f"{key}={kwargs[key]} is not smaller than the {n_samples} samples; using {fallback}.")
-        kwargs[key] = fallback
-    return kwargs
 
 
 def _reductions(
@@ -184,8 +168,6 @@ def write_embedding_dataset(
             f"projections {None if projections is None else len(projections)}."
         )
     ad = import_optional("anndata")
-    if hasattr(ad.settings, "allow_write_nullable_strings"):
-        ad.settings.allow_write_nullable_strings = True
     obs = index_df.reset_index(drop=True)
     if "fov_name" in obs:
         obs["fov_name"] = obs["fov_name"].astype(str).str.strip("/")
@@ -198,21 +180,51 @@ def write_embedding_dataset(
     write_anndata_zarr(adata, output_path, overwrite)
 
 
+def _store_reductions(
+    features, umap_kwargs: dict | None, phate_kwargs: dict | None, pca_kwargs: dict | None, max_cells: int | None
+) -> dict[str, np.ndarray]:
+    """Reductions of the assembled features: on every cell, or fitted on ``max_cells`` and applied to all."""
+    if not (umap_kwargs or phate_kwargs or pca_kwargs):
+        return {}
+    if max_cells is None or features.shape[0] <= max_cells:
+        return _reductions(np.asarray(features[:]), umap_kwargs, phate_kwargs, pca_kwargs)
+    return sampled_reductions(features, max_cells, umap_kwargs, phate_kwargs, pca_kwargs)
+
+
+def _package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("viscy-utils")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 class EmbeddingWriter(BasePredictionWriter):
-    """Write the predicted features, projections and index of every cell to an AnnData zarr store.
+    """Stream the predicted features, projections and index of every cell into an AnnData zarr store.
 
     ``predict_step`` must return ``{"features": Tensor (B, F), "projections": Tensor (B, P), "index": dict}``
-    (``projections`` is optional). Under DDP every rank's predictions are gathered on rank 0, sorted by
-    dataset index and de-duplicated (a padded distributed sampler repeats samples), so each cell is
-    written exactly once in dataset order. Rank 0 writes the store.
+    (``projections`` is optional). Every rank appends its batches, as they come, to its own chunked Zarr
+    part in the hidden sibling folder ``.<name>.partial`` (so ``output_path`` must be on a filesystem
+    that all nodes share); memory stays bounded by a chunk whatever the number of cells, and Lightning
+    keeps no predictions. At the end of the epoch, after a barrier, rank 0 assembles the parts into one
+    AnnData store (Zarr format 3) written to a temporary sibling and renamed to ``output_path`` only
+    when complete, then removes the parts.
+
+    The store holds ``X`` = features (half precision written as float32), ``obs`` = the index columns
+    (``fov_name`` without surrounding "/", obs names ``"0".."n-1"``), ``obsm["X_projections"]``, the
+    requested ``obsm`` reductions and ``uns["embedding_writer"]`` (provenance: row order, world size,
+    duplicates dropped, checkpoint, package version). Rows are sorted by ``fov_name``, ``track_id``,
+    ``t``, then dataloader and dataset index, whatever the number of ranks; a sample a padded
+    distributed sampler repeats is written once.
 
     Parameters
     ----------
     output_path : Path
         AnnData zarr store to write.
     write_interval : {"batch", "epoch", "batch_and_epoch"}
-        With "batch" the writer keeps the batches itself instead of Lightning; the store is written once
-        at the end of the prediction epoch in every case.
+        Accepted for configuration compatibility. Batches are always streamed to disk as they come and
+        the store is always written once, at the end of the prediction epoch.
     umap_kwargs : dict | None
         UMAP arguments for ``obsm["X_umap"]`` (off when None).
     phate_kwargs : dict | None
@@ -221,6 +233,16 @@ class EmbeddingWriter(BasePredictionWriter):
         PCA arguments for ``obsm["X_pca"]`` (off when None).
     overwrite : bool
         Allow replacing an existing store; it is replaced only after the new store is complete.
+    max_cells : int | None
+        Fit the reductions on this many randomly drawn cells (seed 0) and ``transform`` every cell in
+        blocks, so their memory is bounded. None fits them on all cells, which are then read into memory.
+
+    Notes
+    -----
+    An interrupted prediction leaves at most the hidden ``.<name>.partial`` folder (and a hidden
+    ``.<name>.tmp-*`` store), never a store under ``output_path``; the next run removes the parts and
+    starts afresh. Other ranks wait for rank 0's assembly in a collective, so the process group timeout
+    (30 min by default) must exceed it.
     """
 
     def __init__(
@@ -231,21 +253,40 @@ class EmbeddingWriter(BasePredictionWriter):
         phate_kwargs: dict | None = None,
         pca_kwargs: dict | None = None,
         overwrite: bool = False,
+        max_cells: int | None = None,
     ) -> None:
-        super().__init__(write_interval)
+        super().__init__("batch")
+        if write_interval not in ("batch", "epoch", "batch_and_epoch"):
+            raise ValueError(f"write_interval must be 'batch', 'epoch' or 'batch_and_epoch', got {write_interval!r}.")
+        if max_cells is not None and max_cells < 2:
+            raise ValueError(f"max_cells must be None or at least 2, got {max_cells}.")
         self.output_path = Path(output_path)
+        self.write_interval = write_interval
         self.umap_kwargs = umap_kwargs
         self.phate_kwargs = phate_kwargs
         self.pca_kwargs = pca_kwargs
         self.overwrite = overwrite
-        self._batches: list[EmbeddingBatch] = []
+        self.max_cells = max_cells
+        self._part: PartWriter | None = None
+
+    @property
+    def parts_path(self) -> Path:
+        """Hidden sibling folder holding every rank's part while predicting."""
+        return self.output_path.with_name(f".{self.output_path.name}.partial")
 
     def on_predict_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        """Refuse an existing output store (unless ``overwrite``) and check optional dependencies."""
+        """Refuse an existing output store (unless ``overwrite``), check dependencies, open this rank's part."""
         if self.output_path.exists() and not self.overwrite:
             raise FileExistsError(f"Output path {self.output_path} already exists. Set overwrite=True to replace it.")
         _check_reduction_dependencies(self.umap_kwargs, self.phate_kwargs, self.pca_kwargs)
-        self._batches = []
+        if trainer.is_global_zero:
+            if self.parts_path.exists():
+                _logger.info(f"Removing the parts of an interrupted prediction: {self.parts_path}")
+                shutil.rmtree(self.parts_path)
+            self.parts_path.mkdir(parents=True)
+        trainer.strategy.barrier("EmbeddingWriter.on_predict_start")
+        part = self.parts_path / f"rank-{trainer.global_rank:05d}"
+        self._part = PartWriter(part, rank=trainer.global_rank, world_size=trainer.world_size)
 
     def write_on_batch_end(
         self,
@@ -257,48 +298,50 @@ class EmbeddingWriter(BasePredictionWriter):
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
-        """Keep the batch on CPU when Lightning does not keep predictions for the epoch."""
-        if self.interval.on_epoch:
-            return
-        prediction = {key: _detach_to_cpu(value) for key, value in prediction.items()}
-        self._batches.append(EmbeddingBatch(prediction, list(batch_indices or []), dataloader_idx))
+        """Append the batch to this rank's part."""
+        self._part.append(prediction, batch_indices, dataloader_idx)
 
     def on_predict_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        """Write the store from Lightning's epoch predictions, or from the kept batches."""
-        if self.interval.on_epoch:
-            super().on_predict_epoch_end(trainer, pl_module)
-        else:
-            self._write(trainer, self._batches)
-            self._batches = []
-
-    def write_on_epoch_end(
-        self, trainer: Trainer, pl_module: LightningModule, predictions: Sequence[Any], batch_indices: Sequence[Any]
-    ) -> None:
-        """Gather, order and write all predictions of the epoch."""
-        self._write(trainer, batches_from_epoch(list(predictions), list(batch_indices)))
-
-    def _write(self, trainer: Trainer, batches: Sequence[EmbeddingBatch]) -> None:
-        table = assemble_table(batches, rank=trainer.global_rank, world_size=trainer.world_size)
-        tables = gather_to_rank_zero(table)
+        """Close every part; rank 0 assembles and moves the store into place; all ranks learn the outcome."""
+        self._part.close()
+        self._part = None
+        trainer.strategy.barrier("EmbeddingWriter.on_predict_epoch_end")
         error = None
-        if tables is not None:
+        if trainer.is_global_zero:
             try:
-                merged = merge_tables(tables)
-                write_embedding_dataset(
-                    self.output_path,
-                    features=merged.features,
-                    index_df=merged.index,
-                    projections=merged.projections,
-                    umap_kwargs=self.umap_kwargs,
-                    phate_kwargs=self.phate_kwargs,
-                    pca_kwargs=self.pca_kwargs,
-                    overwrite=self.overwrite,
-                )
-                _logger.info(f"Wrote embeddings of {len(merged.features)} cells to {self.output_path}")
+                self._assemble(trainer, pl_module)
             except Exception as exc:
                 error = exc
-        error_message = broadcast_from_rank_zero(None if error is None else repr(error))
+        error_message = trainer.strategy.broadcast(None if error is None else repr(error), src=0)
         if error is not None:
             raise error
         if error_message is not None:
             raise RuntimeError(f"Rank 0 failed to write {self.output_path}: {error_message}")
+
+    def _assemble(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        import zarr
+
+        parts = [zarr.open_group(self.parts_path / f"rank-{rank:05d}", mode="r") for rank in range(trainer.world_size)]
+        provenance = {
+            "world_size": trainer.world_size,
+            "model": f"{type(pl_module).__module__}.{type(pl_module).__qualname__}",
+            "ckpt_path": str(trainer.ckpt_path or ""),
+            "viscy_utils_version": _package_version(),
+            "reductions_max_cells": -1 if self.max_cells is None else self.max_cells,
+        }
+        counts = {}
+
+        def write(path: Path) -> None:
+            counts["cells"] = write_store(
+                path,
+                parts,
+                scratch=self.parts_path / "reorder",
+                reduce=lambda features: _store_reductions(
+                    features, self.umap_kwargs, self.phate_kwargs, self.pca_kwargs, self.max_cells
+                ),
+                uns=provenance,
+            )
+
+        write_replacing(write, self.output_path, self.overwrite)
+        shutil.rmtree(self.parts_path)
+        _logger.info(f"Wrote embeddings of {counts['cells']} cells to {self.output_path}")
