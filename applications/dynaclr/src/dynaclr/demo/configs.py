@@ -167,7 +167,7 @@ def fit_config(
             "default_root_dir": str(workdir),
             "logger": {
                 "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
-                "init_args": {"save_dir": str(workdir / "logs"), "name": "fit", "version": 0},
+                "init_args": {"save_dir": str(workdir / "logs"), "name": "fit", "version": 0, "log_graph": False},
             },
             "callbacks": [
                 {
