@@ -47,11 +47,11 @@ class BatchRecorder(LightningModule):
         self.seen = {"train": [], "val": []}
 
     def training_step(self, batch, batch_idx):
-        self.seen["train"].append({k: v.clone() for k, v in batch.items()})
+        self.seen["train"].append({k: v.clone() for k, v in batch.items() if k != "index"})
         return self.weight * batch["anchor"].mean()
 
     def validation_step(self, batch, batch_idx):
-        self.seen["val"].append({k: v.clone() for k, v in batch.items()})
+        self.seen["val"].append({k: v.clone() for k, v in batch.items() if k != "index"})
 
     def configure_optimizers(self):
         return torch.optim.SGD(self.parameters(), lr=0.1)
@@ -230,6 +230,7 @@ SPEC_INIT_DEFAULTS = {  # the spec's MultiExperimentDataModule.__init__ table, i
     "nonfinite": "raise",  # new optional argument (non-finite pixel policy), after the spec's
     "group_by_fov_fraction": 0.0,  # issue 13, off by default
     "group_by_fov_frames": 4,
+    "val_fovs": None,  # added (issue 12): a split by FOV
 }
 
 
@@ -322,3 +323,15 @@ def test_validation_batches_repeat_every_epoch(two_experiment_plates):
     assert per_epoch == len(dm.val_dataloader().batch_sampler) > 1
     for first, second in zip(recorder.seen["val"][:per_epoch], recorder.seen["val"][per_epoch:], strict=True):
         assert torch.equal(first["anchor"], second["anchor"]) and torch.equal(first["positive"], second["positive"])
+
+
+def test_val_fovs_split_the_training_experiments_by_fov(two_experiment_plates):
+    dm = _datamodule(two_experiment_plates, val_experiments=[], val_fovs=["B/1/0"])
+    dm.setup("fit")
+    assert set(dm.train_dataset.index.tracks["fov_name"]) == {"A/1/0"}
+    assert set(dm.val_dataset.index.tracks["fov_name"]) == {"B/1/0"}
+    assert set(dm.val_dataset.anchors["experiment"]) == {"exp_a", "exp_b"}
+    with pytest.raises(ValueError, match="val_experiments.*or val_fovs"):
+        _datamodule(two_experiment_plates, val_fovs=["B/1/0"]).setup("fit")
+    with pytest.raises(ValueError, match=r"val_fovs \['C/1/0'\] have no tracked cells"):
+        _datamodule(two_experiment_plates, val_experiments=[], val_fovs=["B/1/0", "C/1/0"]).setup("fit")

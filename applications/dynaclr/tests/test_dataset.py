@@ -39,9 +39,22 @@ def test_fit_batch_shapes_keys_and_dtype(two_experiment_index):
     dataset = _dataset(two_experiment_index)
     assert len(dataset) == len(two_experiment_index.valid_anchors)
     batch = dataset.__getitems__([0, 1, 2, len(dataset) - 1])
-    assert set(batch) == {"anchor", "anchor_norm_meta", "positive", "positive_norm_meta"}
+    assert set(batch) == {"anchor", "anchor_norm_meta", "positive", "positive_norm_meta", "index"}
     assert batch["anchor"].shape == batch["positive"].shape == (4, 2, 2, PATCH, PATCH)
     assert batch["anchor"].dtype == torch.float32
+
+
+def test_fit_batch_index_carries_the_anchors_columns_and_dataset_positions(two_experiment_index):
+    dataset = _dataset(two_experiment_index)
+    rows = [3, 0, len(dataset) - 1]
+    index = dataset.__getitems__(rows)["index"]
+    anchors = two_experiment_index.valid_anchors.iloc[rows]
+    assert index["dataset_index"].tolist() == rows
+    assert index["fov_name"] == anchors["fov_name"].tolist()
+    assert index["experiment"] == anchors["experiment"].tolist()
+    assert index["global_track_id"] == anchors["global_track_id"].tolist()
+    assert index["t"].tolist() == anchors["t"].tolist()
+    assert "position" not in index
 
 
 def test_anchor_patches_come_from_the_right_experiment_fov_and_channels(two_experiment_index):

@@ -100,7 +100,33 @@ def test_fast_demo_writes_every_artifact(fast_demo):
     assert fit["model"]["init_args"]["loss_function"]["class_path"] == "dynaclr.loss.NTXentHCL"
     assert data_args["experiment_aware"] and data_args["condition_balanced"] and data_args["temporal_enrichment"]
     assert data_args["leaky"] > 0
-    assert set(data_args["exclude_fovs"]) == set(metrics["held_out_fovs"])
+    assert set(data_args["val_fovs"]) == set(metrics["held_out_fovs"])
+
+
+ONLINE_TAGS = {
+    "eval/effective_rank",
+    "eval/effective_rank_projections",
+    "eval/temporal_smoothness",
+    "eval/adjacent_to_random_ratio",
+    "eval/knn_accuracy",
+    "eval/linear_probe_accuracy",
+}
+
+
+def test_fast_demo_fit_logs_online_eval_to_tensorboard_and_reports_it(fast_demo):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    workdir, _ = fast_demo
+    events = EventAccumulator(str(workdir / "logs" / "fit" / "version_0"))
+    events.Reload()
+    assert ONLINE_TAGS <= set(events.Tags()["scalars"])
+    online = json.loads((workdir / "metrics.json").read_text())["online_eval"]
+    assert ONLINE_TAGS | {"loss/train_epoch", "loss/val_epoch"} <= set(online)
+    final_rank = events.Scalars("eval/effective_rank")[-1].value
+    assert online["eval/effective_rank"] == pytest.approx(final_rank)
+    assert 1.0 <= final_rank <= 768
+    assert (workdir / "online_metrics.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "online_metrics.png" in (workdir / "report.md").read_text()
 
 
 def test_fast_demo_uses_two_experiments_with_different_reporters(fast_demo):

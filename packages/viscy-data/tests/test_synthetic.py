@@ -27,7 +27,8 @@ def test_plate_has_named_channels_and_tczyx_arrays(experiment):
 def test_tracks_tables_have_the_spec_columns(experiment):
     _, paths = experiment
     tracks = pd.read_csv(paths["tracks_path"] / "A/1/0" / "tracks.csv")
-    assert list(tracks.columns) == ["track_id", "t", "id", "parent_track_id", "parent_id", "z", "y", "x"]
+    expected = ["track_id", "t", "id", "parent_track_id", "parent_id", "z", "y", "x", "infection_state"]
+    assert list(tracks.columns) == expected
     assert tracks["id"].is_unique
     assert tracks[["y", "x"]].min().min() >= 0
     assert tracks[["y", "x"]].max().max() < 64

@@ -113,6 +113,9 @@ temporal_global_fraction, experiment_weights, condition_ratio
         What to do with NaN/Inf pixels of a batch, checked on the device once per batch before the
         transforms: ``"raise"`` a ``ValueError`` naming the batch key and samples, or ``"zero"`` them
         (see :mod:`viscy_data.nonfinite`).
+    val_fovs : list[str] | None
+        FOVs (``"A/1/0"``) of the training experiments that validate instead of training: a split by
+        FOV, the alternative to ``val_experiments`` (which must then be empty).
 
     Notes
     -----
@@ -153,6 +156,7 @@ temporal_global_fraction, experiment_weights, condition_ratio
         nonfinite: NonFinitePolicy = "raise",
         group_by_fov_fraction: float = 0.0,
         group_by_fov_frames: int = 4,
+        val_fovs: list[str] | None = None,
     ) -> None:
         super().__init__()
         check_nonfinite_policy(nonfinite, type(self).__name__)
@@ -185,6 +189,7 @@ temporal_global_fraction, experiment_weights, condition_ratio
         self.nonfinite = nonfinite
         self.group_by_fov_fraction = group_by_fov_fraction
         self.group_by_fov_frames = group_by_fov_frames
+        self.val_fovs = val_fovs
         self.channel_dropout = ChannelDropout(channels=self.channel_dropout_channels, p=channel_dropout_prob)
         self.train_dataset: MultiExperimentTripletDataset | None = None
         self.val_dataset: MultiExperimentTripletDataset | None = None
@@ -192,16 +197,23 @@ temporal_global_fraction, experiment_weights, condition_ratio
         self._channel_names: list[str] = []
 
     # ------------------------------------------------------------------ setup
-    def _dataset(self, registry: ExperimentRegistry, fit: bool) -> MultiExperimentTripletDataset:
+    def _dataset(
+        self,
+        registry: ExperimentRegistry,
+        fit: bool,
+        also_exclude: list[str] | None = None,
+        include_fovs: list[str] | None = None,
+    ) -> MultiExperimentTripletDataset:
         index = MultiExperimentIndex(
             registry,
             z_range=self.z_range,
             yx_patch_size=self.yx_patch_size,
             tau_range_hours=self.tau_range,
             include_wells=self.include_wells,
-            exclude_fovs=self.exclude_fovs,
+            exclude_fovs=[*(self.exclude_fovs or []), *(also_exclude or [])],
+            include_fovs=include_fovs,
         )
-        if fit:
+        if fit and include_fovs is None:
             counts = index.valid_anchors["experiment"].value_counts()
             empty = [exp.name for exp in registry.experiments if counts.get(exp.name, 0) == 0]
             if empty:
@@ -248,6 +260,8 @@ temporal_global_fraction, experiment_weights, condition_ratio
         unknown = [name for name in self.val_experiments if name not in names]
         if unknown:
             raise ValueError(f"val_experiments {unknown} are not in {self.experiments_yaml}; experiments: {names}")
+        if self.val_fovs and self.val_experiments:
+            raise ValueError(f"Give val_experiments ({self.val_experiments}) or val_fovs ({self.val_fovs}), not both.")
         train = [exp for exp in registry.experiments if exp.name not in self.val_experiments]
         val = [exp for exp in registry.experiments if exp.name in self.val_experiments]
         if not train:
@@ -255,8 +269,13 @@ temporal_global_fraction, experiment_weights, condition_ratio
                 "No training experiments remaining after splitting. "
                 f"val_experiments={self.val_experiments} covers all experiments."
             )
-        self.train_dataset = self._dataset(ExperimentRegistry(train), fit=True)
-        if val:
+        self.train_dataset = self._dataset(ExperimentRegistry(train), fit=True, also_exclude=self.val_fovs)
+        if self.val_fovs:
+            self.val_dataset = self._dataset(ExperimentRegistry(train), fit=True, include_fovs=self.val_fovs)
+            missing = sorted(set(self.val_fovs) - set(self.val_dataset.index.tracks["fov_name"]))
+            if missing:
+                raise ValueError(f"val_fovs {missing} have no tracked cells in {self.experiments_yaml}.")
+        elif val:
             self.val_dataset = self._dataset(ExperimentRegistry(val), fit=True)
         else:
             _logger.warning("No val_experiments given: validation is disabled.")

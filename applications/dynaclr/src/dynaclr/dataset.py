@@ -40,6 +40,22 @@ def _position_keys(frame: pd.DataFrame) -> pd.MultiIndex:
     return pd.MultiIndex.from_arrays([frame["experiment"].astype(str), frame["fov_name"].astype(str)])
 
 
+# columns of the cell index that locate a patch or repeat another column: not carried by the fit-mode index
+_UNCARRIED_COLUMNS = ("position", "lineage_id", "y_clamp", "x_clamp", "well_name", "fluorescence_channel")
+
+
+def _batch_index(anchors: pd.DataFrame, rows: np.ndarray) -> dict[str, Tensor | list]:
+    """Collated index of the anchor ``rows``: every carried column (numbers as tensors), plus ``dataset_index``."""
+    index: dict[str, Tensor | list] = {}
+    for name in anchors.columns:
+        if name in _UNCARRIED_COLUMNS:
+            continue
+        values = anchors[name].to_numpy()[rows]
+        index[name] = torch.from_numpy(values) if values.dtype.kind in "biuf" else values.tolist()
+    index["dataset_index"] = torch.from_numpy(rows)
+    return index
+
+
 class _PatchTable:
     """Per-row arrays of a tracks table needed to read patches: position, time, patch origin."""
 
@@ -244,8 +260,11 @@ class MultiExperimentTripletDataset(Dataset):
         -------
         dict
             ``anchor`` ``(B, C, Z, Y, X)`` in the store dtype and ``anchor_norm_meta``; in fit mode
-            ``positive`` and ``positive_norm_meta``; in predict mode ``index``, a list of B dicts of
-            the ``INDEX_COLUMNS`` present. Each ``*_norm_meta`` is a list of B entries, the sample's
+            ``positive``, ``positive_norm_meta`` and ``index``, a dict of the anchors' columns (the
+            tracks tables' columns, extra ones such as ``infection_state`` included, the experiment,
+            condition and ``global_track_id``; numbers as ``(B,)`` tensors) plus ``dataset_index``, the
+            anchors' positions in the dataset; in predict mode ``index``, a list of B dicts of the
+            ``INDEX_COLUMNS`` present. Each ``*_norm_meta`` is a list of B entries, the sample's
             FOV metadata keyed by generic channel name, or None where the FOV has none.
         """
         anchors = np.asarray(indices, dtype=np.int64)
@@ -261,6 +280,7 @@ class MultiExperimentTripletDataset(Dataset):
         if self.fit:
             batch["positive"] = patches[len(anchors) :]
             batch["positive_norm_meta"] = self._norm_meta_of(self._tracks_table, positives)
+            batch["index"] = _batch_index(self.anchors, anchors)
         else:
             columns = [c for c in INDEX_COLUMNS if c in self.anchors.columns]
             batch["index"] = self.anchors.iloc[anchors][columns].to_dict("records")

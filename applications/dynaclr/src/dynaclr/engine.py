@@ -125,6 +125,8 @@ class ContrastiveModule(LightningModule):
         self.training_step_outputs: list = []
         self.validation_step_outputs: list = []
         self._validation_projections: list[Tensor] = []
+        # the last validation batch's anchor embeddings, read by viscy_utils.callbacks.OnlineEvalCallback
+        self.validation_embeddings: ContrastivePrediction | None = None
         if ckpt_path is not None:
             load_checkpoint_weights(self, ckpt_path)
 
@@ -139,7 +141,7 @@ class ContrastiveModule(LightningModule):
     def _contrastive_step(self, batch: TripletSample, batch_idx: int, stage: Literal["train", "val"]) -> Tensor:
         anchor_img = batch["anchor"]
         pos_img = batch["positive"]
-        _, anchor_proj = self(anchor_img)
+        anchor_features, anchor_proj = self(anchor_img)
         _, pos_proj = self(pos_img)
         negative_proj = None
         if self._uses_ntxent:
@@ -172,6 +174,9 @@ class ContrastiveModule(LightningModule):
             outputs.extend(detach_sample(images, self.log_samples_per_batch))
         if stage == "val" and self.log_embeddings:
             self._validation_projections.append(anchor_proj.detach().cpu())
+        if stage == "val":
+            index = collate_index(batch.get("index", {}))
+            self.validation_embeddings = {"features": anchor_features, "projections": anchor_proj, "index": index}
         return loss
 
     def training_step(self, batch: TripletSample, batch_idx: int) -> Tensor:

@@ -47,6 +47,8 @@ class MultiExperimentIndex:
         Only index these wells (``"A/1"``); all wells when None.
     exclude_fovs : list[str] | None
         FOV names (``"A/1/0"``) to skip.
+    include_fovs : list[str] | None
+        Only index these FOV names; all FOVs when None.
 
     Attributes
     ----------
@@ -76,12 +78,13 @@ class MultiExperimentIndex:
         tau_range_hours: tuple[float, float] = (0.5, 2.0),
         include_wells: list[str] | None = None,
         exclude_fovs: list[str] | None = None,
+        include_fovs: list[str] | None = None,
     ) -> None:
         self.registry = registry
         self.z_range = z_range
         self.yx_patch_size = tuple(yx_patch_size)
         self.positions: list = []
-        tracks = self._load(include_wells, exclude_fovs)
+        tracks = self._load(include_wells, exclude_fovs, include_fovs)
         tracks = self._reconstruct_lineage(tracks)
         tracks = self._clamp_borders(tracks)
         tracks.index = pd.RangeIndex(len(tracks))
@@ -89,11 +92,14 @@ class MultiExperimentIndex:
         self.valid_anchors = self._compute_valid_anchors(tau_range_hours)
 
     # ------------------------------------------------------------------ loading
-    def _load(self, include_wells: list[str] | None, exclude_fovs: list[str] | None) -> pd.DataFrame:
+    def _load(
+        self, include_wells: list[str] | None, exclude_fovs: list[str] | None, include_fovs: list[str] | None
+    ) -> pd.DataFrame:
         """Read every selected FOV's tracks CSV and add the per-FOV columns."""
         from iohub.ngff import open_ome_zarr
 
         excluded = set(exclude_fovs or [])
+        included = None if include_fovs is None else set(include_fovs)
         tables: list[pd.DataFrame] = []
         fov_meta: list[dict] = []
         for exp in self.registry.experiments:
@@ -107,7 +113,7 @@ class MultiExperimentIndex:
                 well_name = "/".join(fov_name.split("/")[:2])
                 if include_wells is not None and well_name not in include_wells:
                     continue
-                if fov_name in excluded:
+                if fov_name in excluded or (included is not None and fov_name not in included):
                     continue
                 csvs = sorted((Path(exp.tracks_path) / fov_name).glob("*.csv"))
                 if not csvs:

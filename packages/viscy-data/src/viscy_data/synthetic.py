@@ -10,7 +10,8 @@ rather than an intensity shortcut.
 Written per experiment, under ``<root>/<name>/``:
 
 - ``plate.zarr``: HCS plate, array ``"0"`` in TCZYX, channels ``["Phase3D", <reporter>]``;
-- ``tracks/<row>/<col>/<fov>/tracks.csv``: ``track_id, t, id, parent_track_id, parent_id, z, y, x``;
+- ``tracks/<row>/<col>/<fov>/tracks.csv``: ``track_id, t, id, parent_track_id, parent_id, z, y, x,
+  infection_state`` (an extra column that the cell index carries through to the batches);
 - ``ground_truth.csv``: the tracks columns plus ``fov_name``, ``condition`` and ``infection_state``
   (0 = uninfected, 1 = infected, as ``LABEL_INFECTION_STATE``).
 """
@@ -354,7 +355,7 @@ def generate_experiment(root: str | Path, exp: SyntheticExperiment) -> dict[str,
                     position.create_image("0", movie, chunks=(1, 1, 1, exp.image_size, exp.image_size))
                     csv_dir = tracks_path / fov_name
                     csv_dir.mkdir(parents=True)
-                    tracks[TRACK_COLUMNS].to_csv(csv_dir / "tracks.csv", index=False)
+                    tracks[[*TRACK_COLUMNS, "infection_state"]].to_csv(csv_dir / "tracks.csv", index=False)
                     truth.append(
                         tracks.assign(fov_name=fov_name, condition=condition)[
                             ["fov_name", "condition", *TRACK_COLUMNS, "infection_state"]

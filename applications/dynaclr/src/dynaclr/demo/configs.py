@@ -101,7 +101,7 @@ def _data(
     batch_size: int,
     num_workers: int,
     seed: int,
-    exclude_fovs: list[str] | None = None,
+    val_fovs: list[str] | None = None,
 ) -> dict[str, Any]:
     read_size = read_patch_size(patch_size)
     return {
@@ -129,7 +129,7 @@ def _data(
             "augmentations": _augmentations(),
             "hcl_beta": 0.5,
             "seed": seed,
-            "exclude_fovs": exclude_fovs,
+            "val_fovs": val_fovs,
         },
     }
 
@@ -148,9 +148,10 @@ def fit_config(
     num_workers: int,
     seed: int,
 ) -> dict[str, Any]:
-    """``dynaclr fit`` configuration: CPU, no validation, checkpoints in ``workdir/checkpoints``.
+    """``dynaclr fit`` configuration: CPU, TensorBoard logs in ``workdir/logs/fit``, ``workdir/checkpoints``.
 
-    The held-out FOVs are excluded from training so that the probes are tested on unseen cells.
+    The held-out FOVs never train (the probes are tested on unseen cells): they are the validation set,
+    whose embeddings ``OnlineEvalCallback`` evaluates after every epoch.
     """
     return {
         "seed_everything": seed,
@@ -166,18 +167,22 @@ def fit_config(
             "enable_progress_bar": True,
             "default_root_dir": str(workdir),
             "logger": {
-                "class_path": "lightning.pytorch.loggers.CSVLogger",
-                "init_args": {"save_dir": str(workdir / "logs"), "name": "fit"},
+                "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
+                "init_args": {"save_dir": str(workdir / "logs"), "name": "fit", "version": 0, "log_graph": False},
             },
             "callbacks": [
                 {
                     "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
                     "init_args": {"dirpath": str(workdir / "checkpoints"), "save_last": True, "save_top_k": 0},
                 },
+                {
+                    "class_path": "viscy_utils.callbacks.OnlineEvalCallback",
+                    "init_args": {"every_n_epochs": 1, "label_key": "infection_state"},
+                },
             ],
         },
         "model": _model(backbone, patch_size, lr, temperature),
-        "data": _data(experiments_yaml, patch_size, batch_size, num_workers, seed, exclude_fovs=held_out_fovs),
+        "data": _data(experiments_yaml, patch_size, batch_size, num_workers, seed, val_fovs=held_out_fovs),
     }
 
 

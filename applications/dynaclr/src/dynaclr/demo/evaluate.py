@@ -8,9 +8,25 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["ProbeResult", "labelled_embeddings", "plot_embeddings", "probe_accuracy"]
+__all__ = [
+    "ONLINE_PANELS",
+    "ProbeResult",
+    "labelled_embeddings",
+    "plot_embeddings",
+    "plot_online_metrics",
+    "probe_accuracy",
+    "read_online_metrics",
+]
 
 _KEYS = ["fov_name", "track_id", "t"]
+
+#: Panels of the online-metrics figure: title -> TensorBoard tags drawn in it.
+ONLINE_PANELS = {
+    "effective rank (RankMe)": ["eval/effective_rank", "eval/effective_rank_projections"],
+    "k-NN / probe accuracy (held-out FOVs)": ["eval/knn_accuracy", "eval/linear_probe_accuracy"],
+    "temporal smoothness (Spearman)": ["eval/temporal_smoothness"],
+    "loss": ["loss/train_epoch", "loss/val_epoch"],
+}
 
 
 @dataclass(frozen=True)
@@ -115,6 +131,54 @@ def plot_embeddings(views: dict[str, pd.DataFrame], path: Path) -> None:
             ax.set_xlabel("PC 1")
             ax.set_ylabel("PC 2")
             ax.legend(markerscale=4)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def read_online_metrics(log_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    """Per-epoch values of the ``eval/*`` and epoch-loss scalars of a TensorBoard run.
+
+    Parameters
+    ----------
+    log_dir : Path
+        Folder holding the run's event files.
+
+    Returns
+    -------
+    dict[str, list[tuple[int, float]]]
+        Tag -> ``(epoch, value)`` in logging order (epochs from Lightning's ``epoch`` scalar).
+    """
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(log_dir), size_guidance={"scalars": 0})
+    events.Reload()
+    tags = events.Tags()["scalars"]
+    epoch_of_step = {event.step: int(event.value) for event in events.Scalars("epoch")} if "epoch" in tags else {}
+    wanted = [tag for tag in tags if tag.startswith("eval/") or tag in ("loss/train_epoch", "loss/val_epoch")]
+    return {
+        tag: [(epoch_of_step.get(event.step, event.step), float(event.value)) for event in events.Scalars(tag)]
+        for tag in wanted
+    }
+
+
+def plot_online_metrics(series: dict[str, list[tuple[int, float]]], path: Path) -> None:
+    """Draw the :data:`ONLINE_PANELS` of ``series`` (from :func:`read_online_metrics`) into one PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(ONLINE_PANELS), figsize=(4 * len(ONLINE_PANELS), 3.2))
+    for ax, (title, tags) in zip(axes, ONLINE_PANELS.items(), strict=True):
+        for tag in tags:
+            if series.get(tag):
+                epochs, values = zip(*series[tag], strict=True)
+                ax.plot(np.asarray(epochs) + 1, values, marker="o", markersize=3, label=tag.split("/", 1)[1])
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("epoch")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -125,6 +125,19 @@ def _report(metrics: dict, settings: DemoSettings) -> str:
         "",
         "![embeddings](embeddings.png)",
         "",
+        "## Online evaluation during training",
+        "",
+        "`OnlineEvalCallback` evaluated the embeddings of the held-out FOVs (the validation set) after every epoch:",
+        "effective rank (near 1 would mean collapse), weighted k-NN and linear-probe accuracy of the cell state",
+        "(trained and tested on different held-out FOVs), and Spearman correlation of embedding and time distance",
+        "along tracks. Final values:",
+        "",
+        "| metric | final value |",
+        "|---|---|",
+        *(f"| `{tag}` | {value:.3f} |" for tag, value in metrics["online_eval"].items()),
+        "",
+        "![online metrics](online_metrics.png)",
+        "",
         "## Settings",
         "",
         "```yaml",
@@ -140,9 +153,9 @@ def _report(metrics: dict, settings: DemoSettings) -> str:
 def run_demo(workdir: Path, settings: DemoSettings = DemoSettings(), overwrite: bool = False) -> dict:
     """Run the whole demo in ``workdir`` and return its metrics.
 
-    Writes ``data/`` (plates, tracks, ``experiments.yml``), ``fit.yml``, ``checkpoints/``,
-    ``embeddings_trained.zarr``, ``embeddings_random.zarr``, ``embeddings.png``, ``metrics.json`` and
-    ``report.md``.
+    Writes ``data/`` (plates, tracks, ``experiments.yml``), ``fit.yml``, ``checkpoints/``, ``logs/fit``
+    (TensorBoard), ``embeddings_trained.zarr``, ``embeddings_random.zarr``, ``embeddings.png``,
+    ``online_metrics.png``, ``metrics.json`` and ``report.md``.
 
     Parameters
     ----------
@@ -166,7 +179,13 @@ def run_demo(workdir: Path, settings: DemoSettings = DemoSettings(), overwrite: 
     from dynaclr.cli import run_lightning_cli
     from dynaclr.demo.configs import fit_config, read_patch_size
     from dynaclr.demo.data import demo_experiments, write_demo_data
-    from dynaclr.demo.evaluate import labelled_embeddings, plot_embeddings, probe_accuracy
+    from dynaclr.demo.evaluate import (
+        labelled_embeddings,
+        plot_embeddings,
+        plot_online_metrics,
+        probe_accuracy,
+        read_online_metrics,
+    )
 
     workdir = Path(workdir)
     if workdir.exists() and any(workdir.iterdir()):
@@ -208,6 +227,8 @@ def run_demo(workdir: Path, settings: DemoSettings = DemoSettings(), overwrite: 
     start = time.perf_counter()
     run_lightning_cli("fit", ["-c", str(_write_yaml(workdir / "fit.yml", config))])
     fit_seconds = time.perf_counter() - start
+    online = read_online_metrics(workdir / "logs" / "fit" / "version_0")
+    plot_online_metrics(online, workdir / "online_metrics.png")
 
     embeddings = {
         "trained": _predict(workdir, "trained", data, settings, workdir / "checkpoints" / "last.ckpt"),
@@ -224,6 +245,7 @@ def run_demo(workdir: Path, settings: DemoSettings = DemoSettings(), overwrite: 
         "probe": probes,
         "trained_minus_random": probes["trained"]["accuracy"] - probes["random"]["accuracy"],
         "fit_seconds": fit_seconds,
+        "online_eval": {tag: values[-1][1] for tag, values in online.items() if values},
         "held_out_fovs": data.held_out_fovs,
         "settings": asdict(settings),
     }

@@ -1,5 +1,6 @@
 """Lightning callbacks."""
 
 from viscy_utils.callbacks.embedding_writer import EmbeddingWriter
+from viscy_utils.callbacks.online_eval import OnlineEvalCallback
 
-__all__ = ["EmbeddingWriter"]
+__all__ = ["EmbeddingWriter", "OnlineEvalCallback"]
