@@ -30,8 +30,10 @@ PLATE_SHAPE = (4, 1, 64, 64)  # (T, Z, Y, X)
 TRACKS_PER_FOV = 3
 
 
-def write_triplet_plate(root: Path, channel_names: tuple[str, ...] = ("Phase3D", "RFP")) -> dict[str, Path]:
-    """Write a 2-FOV plate with 3 random-walk tracks per FOV that stay 17 px away from the border.
+def write_triplet_plate(
+    root: Path, channel_names: tuple[str, ...] = ("Phase3D", "RFP"), positions: tuple[str, ...] = PLATE_POSITIONS
+) -> dict[str, Path]:
+    """Write a plate (default 2 FOVs) with 3 random-walk tracks per FOV that stay 17 px away from the border.
 
     With 32x32 patches every track row is kept by the triplet dataset (2 x 3 x 4 = 24 cells).
     """
@@ -39,8 +41,8 @@ def write_triplet_plate(root: Path, channel_names: tuple[str, ...] = ("Phase3D",
 
     data_path = root / "plate.zarr"
     tracks_path = root / "tracks"
-    write_hcs_plate(data_path, positions=PLATE_POSITIONS, channel_names=channel_names, shape=PLATE_SHAPE)
-    for i, fov in enumerate(PLATE_POSITIONS):
+    write_hcs_plate(data_path, positions=positions, channel_names=channel_names, shape=PLATE_SHAPE)
+    for i, fov in enumerate(positions):
         tracks = random_walk_tracks(TRACKS_PER_FOV, PLATE_SHAPE[0], PLATE_SHAPE[2:], margin=17, seed=i)
         write_tracks(tracks_path, fov, tracks)
     return {"data_path": data_path, "tracks_path": tracks_path}

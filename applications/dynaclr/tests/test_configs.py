@@ -79,7 +79,9 @@ def test_experiments_yaml_builds_a_registry_when_its_plates_exist(tmp_path):
 
     config = load_example("experiments.yml")
     for entry in config["experiments"]:
-        paths = write_triplet_plate(tmp_path / entry["name"], tuple(entry["channel_names"]))
+        wells = [well for wells in entry["condition_wells"].values() for well in wells]
+        positions = tuple(f"{well}/0" for well in wells)  # the plate has every well the YAML names
+        paths = write_triplet_plate(tmp_path / entry["name"], tuple(entry["channel_names"]), positions)
         entry["data_path"], entry["tracks_path"] = str(paths["data_path"]), str(paths["tracks_path"])
     registry = ExperimentRegistry.from_yaml(write_yaml(tmp_path / "experiments.yml", config))
     assert registry.num_source_channels == 2

@@ -162,7 +162,6 @@ def fit_config(
             "precision": "32-true",
             "log_every_n_steps": 5,
             "num_sanity_val_steps": 0,
-            "limit_val_batches": 0,
             "use_distributed_sampler": False,
             "enable_progress_bar": True,
             "default_root_dir": str(workdir),
