@@ -6,8 +6,9 @@ command line) stays light until a model, loss or data module is actually used.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from viscy_transforms.lazy import lazy_exports
 
 __all__ = [
     "BetaVaeModule",
@@ -44,16 +45,4 @@ if TYPE_CHECKING:
     from dynaclr.loss import NTXentHCL
     from dynaclr.tau_sampling import sample_tau
 
-
-def __getattr__(name: str) -> Any:
-    """Import a public name from its module on first access and cache it on the package."""
-    module_name = _EXPORT_MODULES.get(name)
-    if module_name is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(f"{__name__}.{module_name}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, {name: f".{module}" for name, module in _EXPORT_MODULES.items()})

@@ -12,8 +12,7 @@ needs none of the optional extras:
 The installed version is ``importlib.metadata.version("viscy-data")``.
 """
 
-from importlib import import_module
-from typing import Any
+from viscy_transforms.lazy import lazy_exports
 
 __all__ = [
     # Types
@@ -104,18 +103,4 @@ _SUBMODULE_NAMES = {
 }
 
 _NAME_TO_SUBMODULE = {name: module for module, names in _SUBMODULE_NAMES.items() for name in names}
-
-
-def __getattr__(name: str) -> Any:
-    """Import an exported name from its submodule on first access."""
-    module_name = _NAME_TO_SUBMODULE.get(name)
-    if module_name is None:
-        raise AttributeError(f"module 'viscy_data' has no attribute '{name}'")
-    value = getattr(import_module(f"viscy_data.{module_name}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    """List the exported names along with the module attributes."""
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, {name: f".{module}" for name, module in _NAME_TO_SUBMODULE.items()})

@@ -4,62 +4,14 @@
 random parameters per sample from a seeded generator (``set_random_state``). The MONAI-named dictionary
 transforms used by DynaCLR (``RandAffined``, ``RandAdjustContrastd``, ``RandScaleIntensityd``,
 ``RandGaussianSmoothd``, ``RandGaussianNoised``, ``ScaleIntensityRangePercentilesd``) behave as MONAI on
-per-sample input and switch to per-sample draws on 5-D batches."""
+per-sample input and switch to per-sample draws on 5-D batches.
+
+Each name is imported from its module on first access, so ``import viscy_transforms`` imports neither
+torch nor MONAI; ``from viscy_transforms import BatchedRandFlip`` imports only what that transform needs."""
 
 from importlib.metadata import PackageNotFoundError, version
 
-from viscy_transforms._affine import BatchedRandAffined
-from viscy_transforms._crop import (
-    BatchedCenterSpatialCrop,
-    BatchedCenterSpatialCropd,
-    BatchedRandSpatialCrop,
-    BatchedRandSpatialCropd,
-)
-from viscy_transforms._decollate import Decollate, Decollated
-from viscy_transforms._elastic import BatchedRand3DElasticd
-from viscy_transforms._flip import BatchedRandFlip, BatchedRandFlipd
-from viscy_transforms._gaussian_smooth import BatchedRandGaussianSmooth, BatchedRandGaussianSmoothd
-from viscy_transforms._histogram_shift import BatchedRandHistogramShiftd
-from viscy_transforms._intensity import (
-    BatchedRandAdjustContrast,
-    BatchedRandAdjustContrastd,
-    BatchedRandScaleIntensity,
-    BatchedRandScaleIntensityd,
-)
-from viscy_transforms._invert import RandInvertIntensityd
-from viscy_transforms._monai_batched_wrappers import (
-    RandAdjustContrastd,
-    RandAffined,
-    RandGaussianNoised,
-    RandGaussianSmoothd,
-    RandScaleIntensityd,
-    ScaleIntensityRangePercentilesd,
-)
-from viscy_transforms._monai_wrappers import (
-    CenterSpatialCropd,
-    NormalizeIntensityd,
-    RandFlipd,
-    RandSpatialCropd,
-    RandWeightedCropd,
-    ToDeviced,
-)
-from viscy_transforms._noise import (
-    BatchedRandGaussianNoise,
-    BatchedRandGaussianNoised,
-    RandGaussianNoiseTensor,
-    RandGaussianNoiseTensord,
-)
-from viscy_transforms._normalize import NormalizeSampled
-from viscy_transforms._percentiles import (
-    BatchedScaleIntensityRangePercentiles,
-    BatchedScaleIntensityRangePercentilesd,
-)
-from viscy_transforms._pixel_shuffle import BatchedRandLocalPixelShufflingd
-from viscy_transforms._sharpen import BatchedRandSharpend
-from viscy_transforms._stack_channels import StackChannelsd
-from viscy_transforms._tiled_crop import TiledSpatialCropSamplesd
-from viscy_transforms._zoom import BatchedZoom, BatchedZoomd
-from viscy_transforms._zstack_shift import BatchedRandZStackShiftd
+from viscy_transforms.lazy import lazy_exports
 
 try:
     __version__ = version("viscy-transforms")
@@ -112,3 +64,53 @@ __all__ = [
     "TiledSpatialCropSamplesd",
     "ToDeviced",
 ]
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "BatchedCenterSpatialCrop": "._crop",
+        "BatchedCenterSpatialCropd": "._crop",
+        "BatchedRand3DElasticd": "._elastic",
+        "BatchedRandAdjustContrast": "._intensity",
+        "BatchedRandAdjustContrastd": "._intensity",
+        "BatchedRandAffined": "._affine",
+        "BatchedRandFlip": "._flip",
+        "BatchedRandFlipd": "._flip",
+        "BatchedRandGaussianNoise": "._noise",
+        "BatchedRandGaussianNoised": "._noise",
+        "BatchedRandGaussianSmooth": "._gaussian_smooth",
+        "BatchedRandGaussianSmoothd": "._gaussian_smooth",
+        "BatchedRandHistogramShiftd": "._histogram_shift",
+        "BatchedRandLocalPixelShufflingd": "._pixel_shuffle",
+        "BatchedRandScaleIntensity": "._intensity",
+        "BatchedRandScaleIntensityd": "._intensity",
+        "BatchedRandSharpend": "._sharpen",
+        "BatchedRandSpatialCrop": "._crop",
+        "BatchedRandSpatialCropd": "._crop",
+        "BatchedRandZStackShiftd": "._zstack_shift",
+        "BatchedScaleIntensityRangePercentiles": "._percentiles",
+        "BatchedScaleIntensityRangePercentilesd": "._percentiles",
+        "BatchedZoom": "._zoom",
+        "BatchedZoomd": "._zoom",
+        "CenterSpatialCropd": "._monai_wrappers",
+        "Decollate": "._decollate",
+        "Decollated": "._decollate",
+        "NormalizeIntensityd": "._monai_wrappers",
+        "NormalizeSampled": "._normalize",
+        "RandAdjustContrastd": "._monai_batched_wrappers",
+        "RandAffined": "._monai_batched_wrappers",
+        "RandFlipd": "._monai_wrappers",
+        "RandGaussianNoiseTensor": "._noise",
+        "RandGaussianNoiseTensord": "._noise",
+        "RandGaussianNoised": "._monai_batched_wrappers",
+        "RandGaussianSmoothd": "._monai_batched_wrappers",
+        "RandInvertIntensityd": "._invert",
+        "RandScaleIntensityd": "._monai_batched_wrappers",
+        "RandSpatialCropd": "._monai_wrappers",
+        "RandWeightedCropd": "._monai_wrappers",
+        "ScaleIntensityRangePercentilesd": "._monai_batched_wrappers",
+        "StackChannelsd": "._stack_channels",
+        "TiledSpatialCropSamplesd": "._tiled_crop",
+        "ToDeviced": "._monai_wrappers",
+    },
+)

@@ -5,8 +5,7 @@ The names in ``__all__`` are imported on first access, so ``import viscy_utils``
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from viscy_transforms.lazy import lazy_exports
 
 __all__ = ["detach_sample", "get_val_stats", "hist_clipping", "mp_wrapper", "render_images", "unzscore", "zscore"]
 
@@ -19,15 +18,4 @@ _SOURCES = {
     "unzscore": "normalize",
     "zscore": "normalize",
 }
-
-
-def __getattr__(name: str) -> Any:
-    if name in _SOURCES:
-        value = getattr(importlib.import_module(f"{__name__}.{_SOURCES[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+__getattr__, __dir__ = lazy_exports(__name__, {name: f".{module}" for name, module in _SOURCES.items()})

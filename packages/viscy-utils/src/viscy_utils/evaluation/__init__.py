@@ -11,13 +11,7 @@ interactive Dash visualization app of the original package is not included.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from viscy_transforms.lazy import lazy_exports
 
 __all__ = ["load_annotation_anndata"]
-
-
-def __getattr__(name: str) -> Any:
-    if name == "load_annotation_anndata":
-        return importlib.import_module(f"{__name__}.annotation").load_annotation_anndata
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, {"load_annotation_anndata": ".annotation"})
