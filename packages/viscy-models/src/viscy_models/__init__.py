@@ -2,7 +2,7 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
-from viscy_transforms.lazy import lazy_exports
+from viscy_models._lazy import lazy_exports
 
 try:
     __version__ = version("viscy-models")

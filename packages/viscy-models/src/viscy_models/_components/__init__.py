@@ -1,6 +1,6 @@
 """Building blocks shared by the viscy-models networks (imported lazily)."""
 
-from viscy_transforms.lazy import lazy_exports
+from viscy_models._lazy import lazy_exports
 
 _MODULES = {
     "ConvBlock2D": "conv_block_2d",

@@ -1,6 +1,6 @@
 """Contrastive encoders and losses (imported lazily)."""
 
-from viscy_transforms.lazy import lazy_exports
+from viscy_models._lazy import lazy_exports
 
 __all__ = ["ContrastiveEncoder", "ResNet3dEncoder"]
 __getattr__, __dir__ = lazy_exports(

@@ -1,6 +1,6 @@
 """Image-to-image networks for virtual staining (imported lazily)."""
 
-from viscy_transforms.lazy import lazy_exports
+from viscy_models._lazy import lazy_exports
 
 __all__ = ["UNeXt2", "FullyConvolutionalMAE", "Unet2d", "Unet25d"]
 __getattr__, __dir__ = lazy_exports(

@@ -1,6 +1,6 @@
 """Variational autoencoders (imported lazily)."""
 
-from viscy_transforms.lazy import lazy_exports
+from viscy_models._lazy import lazy_exports
 
 __all__ = ["BetaVae25D", "BetaVaeMonai", "ConvVAE"]
 __getattr__, __dir__ = lazy_exports(
