@@ -20,9 +20,7 @@ import numpy as np
 import yaml
 
 from dynaclr.cli import run_lightning_cli
-from dynaclr.demo.configs import fit_config, read_patch_size
-from dynaclr.demo.data import demo_experiments, write_demo_data
-from dynaclr.demo.run import DemoSettings
+from dynaclr.demo.run import DemoSettings, prepare_fit
 
 
 def _fit(workdir: Path, config: dict, with_callback: bool) -> dict[str, float]:
@@ -53,35 +51,7 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        experiments = demo_experiments(
-            settings.fovs_per_well,
-            settings.n_timepoints,
-            settings.image_size,
-            settings.cells_per_fov,
-            settings.seed,
-            noise=settings.noise,
-            relocalisation=settings.relocalisation,
-            debris_per_frame=settings.debris_per_frame,
-            gain_flicker=settings.gain_flicker,
-            cell_variability=settings.cell_variability,
-            cell_radius=settings.cell_radius,
-            min_distance=2 * settings.cell_radius,
-            border_margin=read_patch_size(settings.patch_size) / 2,
-        )
-        data = write_demo_data(workdir / "data", experiments, num_workers=settings.num_workers)
-        config = fit_config(
-            workdir,
-            data.experiments_yaml,
-            data.held_out_fovs,
-            backbone=settings.backbone,
-            patch_size=settings.patch_size,
-            batch_size=settings.batch_size,
-            max_epochs=settings.max_epochs,
-            lr=settings.lr,
-            temperature=settings.temperature,
-            num_workers=settings.num_workers,
-            seed=settings.seed,
-        )
+        _, config = prepare_fit(workdir, settings)
         on = _fit(workdir, config, with_callback=True)
         off = None if args.skip_baseline else _fit(workdir, config, with_callback=False)
     print(f"settings: fovs_per_well={settings.fovs_per_well} n_timepoints={settings.n_timepoints} epochs={args.epochs}")

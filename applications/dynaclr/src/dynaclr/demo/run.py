@@ -150,6 +150,50 @@ def _report(metrics: dict, settings: DemoSettings) -> str:
     return "\n".join(lines) + "\n"
 
 
+def prepare_fit(workdir: Path, settings: DemoSettings) -> tuple:
+    """Write the demo's synthetic data under ``workdir/data`` and build its ``dynaclr fit`` configuration.
+
+    Returns
+    -------
+    tuple
+        The written data (``write_demo_data``'s result: experiments YAML, held-out FOVs, ...) and the fit
+        configuration as a dict.
+    """
+    from dynaclr.demo.configs import fit_config, read_patch_size
+    from dynaclr.demo.data import demo_experiments, write_demo_data
+
+    experiments = demo_experiments(
+        settings.fovs_per_well,
+        settings.n_timepoints,
+        settings.image_size,
+        settings.cells_per_fov,
+        settings.seed,
+        noise=settings.noise,
+        relocalisation=settings.relocalisation,
+        debris_per_frame=settings.debris_per_frame,
+        gain_flicker=settings.gain_flicker,
+        cell_variability=settings.cell_variability,
+        cell_radius=settings.cell_radius,
+        min_distance=2 * settings.cell_radius,
+        border_margin=read_patch_size(settings.patch_size) / 2,
+    )
+    data = write_demo_data(workdir / "data", experiments, num_workers=settings.num_workers)
+    config = fit_config(
+        workdir,
+        data.experiments_yaml,
+        data.held_out_fovs,
+        backbone=settings.backbone,
+        patch_size=settings.patch_size,
+        batch_size=settings.batch_size,
+        max_epochs=settings.max_epochs,
+        lr=settings.lr,
+        temperature=settings.temperature,
+        num_workers=settings.num_workers,
+        seed=settings.seed,
+    )
+    return data, config
+
+
 def run_demo(workdir: Path, settings: DemoSettings = DemoSettings(), overwrite: bool = False) -> dict:
     """Run the whole demo in ``workdir`` and return its metrics.
 
@@ -177,8 +221,6 @@ def run_demo(workdir: Path, settings: DemoSettings = DemoSettings(), overwrite: 
         If ``workdir`` is not empty and ``overwrite`` is False.
     """
     from dynaclr.cli import run_lightning_cli
-    from dynaclr.demo.configs import fit_config, read_patch_size
-    from dynaclr.demo.data import demo_experiments, write_demo_data
     from dynaclr.demo.evaluate import (
         labelled_embeddings,
         plot_embeddings,
@@ -194,36 +236,7 @@ def run_demo(workdir: Path, settings: DemoSettings = DemoSettings(), overwrite: 
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
 
-    experiments = demo_experiments(
-        settings.fovs_per_well,
-        settings.n_timepoints,
-        settings.image_size,
-        settings.cells_per_fov,
-        settings.seed,
-        noise=settings.noise,
-        relocalisation=settings.relocalisation,
-        debris_per_frame=settings.debris_per_frame,
-        gain_flicker=settings.gain_flicker,
-        cell_variability=settings.cell_variability,
-        cell_radius=settings.cell_radius,
-        min_distance=2 * settings.cell_radius,
-        border_margin=read_patch_size(settings.patch_size) / 2,
-    )
-    data = write_demo_data(workdir / "data", experiments, num_workers=settings.num_workers)
-
-    config = fit_config(
-        workdir,
-        data.experiments_yaml,
-        data.held_out_fovs,
-        backbone=settings.backbone,
-        patch_size=settings.patch_size,
-        batch_size=settings.batch_size,
-        max_epochs=settings.max_epochs,
-        lr=settings.lr,
-        temperature=settings.temperature,
-        num_workers=settings.num_workers,
-        seed=settings.seed,
-    )
+    data, config = prepare_fit(workdir, settings)
     start = time.perf_counter()
     run_lightning_cli("fit", ["-c", str(_write_yaml(workdir / "fit.yml", config))])
     fit_seconds = time.perf_counter() - start
