@@ -9,10 +9,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 import torch.distributed as dist
 
-from viscy_utils.callbacks._embedding_parts import _check_prediction
+from viscy_utils.callbacks._embedding_parts import _check_prediction, to_numpy
 
 
 @dataclass
@@ -38,13 +37,6 @@ class EmbeddingTable:
     order_key: np.ndarray
 
 
-def _to_numpy(value: Any) -> Any:
-    if isinstance(value, torch.Tensor):
-        value = value.detach().cpu()
-        return (value.float() if value.dtype == torch.bfloat16 else value).numpy()
-    return value
-
-
 def assemble_table(batches: Sequence[EmbeddingBatch], rank: int, world_size: int) -> EmbeddingTable:
     """Stack one rank's batches into an :class:`EmbeddingTable`.
 
@@ -55,16 +47,16 @@ def assemble_table(batches: Sequence[EmbeddingBatch], rank: int, world_size: int
         _check_prediction(batch.prediction)
     if not batches:
         return EmbeddingTable(np.empty((0, 0), np.float32), None, pd.DataFrame(), np.empty((0, 2), np.int64))
-    features = np.concatenate([_to_numpy(b.prediction["features"]) for b in batches])
+    features = np.concatenate([to_numpy(b.prediction["features"]) for b in batches])
     has_projections = all("projections" in b.prediction for b in batches)
-    projections = np.concatenate([_to_numpy(b.prediction["projections"]) for b in batches]) if has_projections else None
+    projections = np.concatenate([to_numpy(b.prediction["projections"]) for b in batches]) if has_projections else None
     index = pd.concat(
-        [pd.DataFrame({k: _to_numpy(v) for k, v in b.prediction["index"].items()}) for b in batches],
+        [pd.DataFrame({k: to_numpy(v) for k, v in b.prediction["index"].items()}) for b in batches],
         ignore_index=True,
     )
     if len(index) != len(features):
         raise ValueError(f"predict_step returned {len(features)} feature rows but {len(index)} index rows.")
-    sizes = [len(_to_numpy(b.prediction["features"])) for b in batches]
+    sizes = [len(to_numpy(b.prediction["features"])) for b in batches]
     dataloader_ids = np.repeat([b.dataloader_idx for b in batches], sizes)
     if all(len(b.dataset_indices) == size for b, size in zip(batches, sizes)):
         dataset_indices = np.concatenate([np.asarray(b.dataset_indices, dtype=np.int64) for b in batches])

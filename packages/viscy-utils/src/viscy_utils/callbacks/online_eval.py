@@ -9,10 +9,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 from lightning.fabric.utilities.warnings import PossibleUserWarning
 from lightning.pytorch import Callback, LightningModule, Trainer
 
+from viscy_utils.callbacks._embedding_parts import to_numpy
 from viscy_utils.callbacks._gather import (
     EmbeddingBatch,
     EmbeddingTable,
@@ -136,7 +136,7 @@ class OnlineEvalCallback(Callback):
         share = math.ceil(self.max_cells / trainer.world_size)
         if embeddings is None or not self._active(trainer) or self._collected >= share:
             return
-        index = {key: _to_cpu(value) for key, value in embeddings["index"].items()}
+        index = {key: to_numpy(value) for key, value in embeddings["index"].items()}
         size = len(embeddings["features"])
         if DATASET_INDEX_KEY not in index:  # no identity: keys as an unshuffled distributed sampler would order them
             positions = np.arange(self._collected, self._collected + size)
@@ -216,7 +216,3 @@ class OnlineEvalCallback(Callback):
             "eval/knn_accuracy": weighted_knn_accuracy(*split, k=self.k, temperature=self.temperature),
             "eval/linear_probe_accuracy": linear_probe_accuracy(*split),
         }
-
-
-def _to_cpu(value: Any) -> Any:
-    return value.detach().cpu() if isinstance(value, torch.Tensor) else value
