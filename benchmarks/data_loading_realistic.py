@@ -41,7 +41,7 @@ import tensorstore as ts
 import yaml
 from iohub.ngff import open_ome_zarr
 
-from viscy_data import _reader
+from viscy_data import io as data_io
 from viscy_data.rechunk import rechunk_plate
 from viscy_data.testing import random_walk_tracks, write_tracks
 
@@ -160,7 +160,7 @@ def _time_batches(loader, n: int) -> dict:
 def run_loader(kind, plate, tracks, yaml_path, cache, args, group=0.0) -> dict:
     """Time ``args.batches`` train batches after ``args.warmup`` (``cold``) and, with a cache, the same number
     of batches after one whole epoch (``warm``, the steady state of training); record each batch's reads."""
-    _reader._CONTEXTS.clear()  # a fresh, cold cache for every run
+    data_io._CONTEXTS.clear()  # a fresh, cold cache for every run
     gc.collect()
     dm = _datamodule(kind, plate, tracks, yaml_path, cache, args, group)
     dm.setup("fit")
@@ -193,7 +193,7 @@ def run_loader(kind, plate, tracks, yaml_path, cache, args, group=0.0) -> dict:
 
 def run_floor(run: dict) -> dict:
     """Read every batch's patches with one tensorstore call per batch, without a cache."""
-    limits = {"data_copy_concurrency": {"limit": _reader._cpu_count()}, "cache_pool": {"total_bytes_limit": 0}}
+    limits = {"data_copy_concurrency": {"limit": data_io._cpu_count()}, "cache_pool": {"total_bytes_limit": 0}}
     context = ts.Context(limits)
     handles = [ts.open(spec, context=context, read=True).result() for spec in run["specs"]]
     cold = run["cold"]
@@ -269,7 +269,7 @@ def main(argv: list[str], batches: int, workdir: Path | None) -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--patch", type=int, default=160)
     parser.add_argument("--patch-chunk", type=int, default=256)
-    parser.add_argument("--cache-mib", type=int, default=_reader.DEFAULT_CACHE_POOL_BYTES // 2**20)
+    parser.add_argument("--cache-mib", type=int, default=data_io.DEFAULT_CACHE_POOL_BYTES // 2**20)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--group-fraction", type=float, default=0.5)
     parser.add_argument("--version", choices=["0.4", "0.5"], default="0.4")

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 from iohub.ngff import open_ome_zarr
 
-from viscy_data.cell_index import MultiExperimentIndex
-from viscy_data.experiment import ExperimentConfig, ExperimentRegistry
+from viscy_data.contrastive.cell_index import MultiExperimentIndex
+from viscy_data.contrastive.experiment import ExperimentConfig, ExperimentRegistry
 from viscy_data.sampler import FlexibleBatchSampler
 from viscy_data.testing import random_walk_tracks, write_tracks
 

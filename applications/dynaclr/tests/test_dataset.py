@@ -5,9 +5,9 @@ import torch
 from _multi_experiment_plates import CHANNELS, OFFSETS, SOURCES, pixel_value, write_two_experiment_plates
 from iohub.ngff import open_ome_zarr
 
-from dynaclr.dataset import MultiExperimentTripletDataset
-from viscy_data.cell_index import MultiExperimentIndex
-from viscy_data.experiment import ExperimentConfig, ExperimentRegistry
+from viscy_data.contrastive.cell_index import MultiExperimentIndex
+from viscy_data.contrastive.dataset import MultiExperimentTripletDataset
+from viscy_data.contrastive.experiment import ExperimentConfig, ExperimentRegistry
 from viscy_data.testing import write_hcs_plate, write_tracks
 
 PATCH = 16

@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dynaclr.dataset import MultiExperimentTripletDataset
-from viscy_data.cell_index import MultiExperimentIndex
-from viscy_data.experiment import ExperimentConfig, ExperimentRegistry
+from viscy_data.contrastive.cell_index import MultiExperimentIndex
+from viscy_data.contrastive.dataset import MultiExperimentTripletDataset
+from viscy_data.contrastive.experiment import ExperimentConfig, ExperimentRegistry
 from viscy_data.rechunk import rechunk_plate
 from viscy_data.testing import write_hcs_plate, write_tracks
 

@@ -13,8 +13,8 @@ import pytest
 import torch
 import yaml
 
-from viscy_data.cell_index import MultiExperimentIndex
-from viscy_data.experiment import ExperimentRegistry
+from viscy_data.contrastive.cell_index import MultiExperimentIndex
+from viscy_data.contrastive.experiment import ExperimentRegistry
 from viscy_data.nonfinite import apply_nonfinite_policy, check_nonfinite_policy
 from viscy_data.testing import write_hcs_plate, write_tracks
 

@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from viscy_data.cell_index import MultiExperimentIndex
-from viscy_data.experiment import ExperimentConfig, ExperimentRegistry
+from viscy_data.contrastive.cell_index import MultiExperimentIndex
+from viscy_data.contrastive.experiment import ExperimentConfig, ExperimentRegistry
 from viscy_data.testing import random_walk_tracks, write_hcs_plate, write_tracks
 
 

@@ -1,4 +1,4 @@
-"""The decoded-chunk cache shared by the readers of a process (``viscy_data._reader.shared_context``)."""
+"""The decoded-chunk cache shared by the readers of a process (``viscy_data.io.shared_context``)."""
 
 import json
 import subprocess
@@ -11,7 +11,7 @@ import pytest
 import tensorstore as ts
 from iohub.ngff import open_ome_zarr
 
-from viscy_data._reader import PositionArrays
+from viscy_data.io import PositionArrays
 from viscy_data.testing import write_hcs_plate
 
 
@@ -87,7 +87,7 @@ _MEMORY_SCRIPT = textwrap.dedent(
     """
     import json, resource, sys
     from iohub.ngff import open_ome_zarr
-    from viscy_data._reader import PositionArrays
+    from viscy_data.io import PositionArrays
 
     def rss():
         with open("/proc/self/statm") as f:

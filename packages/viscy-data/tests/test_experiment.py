@@ -3,7 +3,7 @@ import logging
 import pytest
 import yaml
 
-from viscy_data.experiment import ExperimentConfig, ExperimentRegistry
+from viscy_data.contrastive.experiment import ExperimentConfig, ExperimentRegistry
 from viscy_data.testing import write_hcs_plate
 
 

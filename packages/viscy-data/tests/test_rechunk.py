@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from iohub.ngff import open_ome_zarr
 
-from viscy_data._reader import PositionArrays
+from viscy_data.io import PositionArrays
 from viscy_data.rechunk import rechunk_plate
 from viscy_data.testing import write_hcs_plate
 

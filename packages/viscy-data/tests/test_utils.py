@@ -5,7 +5,6 @@ from monai.transforms import Compose
 
 from viscy_data._utils import (
     BatchedCenterSpatialCropd,
-    _check_norm_meta,
     _collate_samples,
     _ensure_channel_list,
     _gather_channels,
@@ -14,6 +13,7 @@ from viscy_data._utils import (
     _search_int_in_str,
     _transform_channel_wise,
 )
+from viscy_data.normalization import check_norm_meta as _check_norm_meta
 from viscy_data.testing import channel_statistics, write_hcs_plate
 
 

@@ -12,8 +12,8 @@ import zarr
 from lightning.pytorch import LightningDataModule, LightningModule
 
 from viscy_utils._quiet import silence_library_noise
-from viscy_utils._store import write_anndata_zarr
 from viscy_utils.cli import VisCyCLI
+from viscy_utils.store import write_anndata_zarr
 from viscy_utils.trainer import VisCyTrainer
 
 

@@ -14,7 +14,7 @@ import math
 from collections.abc import Sequence
 from numbers import Integral, Real
 
-from viscy_data.experiment import ExperimentRegistry
+from viscy_data.contrastive.experiment import ExperimentRegistry
 
 __all__ = ["check_patch_arguments", "check_sampling_arguments"]
 

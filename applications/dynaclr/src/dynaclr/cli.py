@@ -39,10 +39,10 @@ def run_lightning_cli(subcommand: str, args: list[str]):
     """
     from lightning.pytorch import LightningDataModule, LightningModule
 
-    from viscy_utils.cli import VisCyCLI, _setup_environment
+    from viscy_utils.cli import VisCyCLI, setup_environment
     from viscy_utils.trainer import VisCyTrainer
 
-    _setup_environment()
+    setup_environment()
     return VisCyCLI(
         model_class=LightningModule,
         datamodule_class=LightningDataModule,

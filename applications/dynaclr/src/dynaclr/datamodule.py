@@ -26,15 +26,16 @@ from monai.transforms import Compose, MapTransform
 from torch import Tensor
 
 from dynaclr._datamodule_checks import check_patch_arguments, check_sampling_arguments
-from dynaclr.dataset import MultiExperimentTripletDataset, generic_channel_names
-from viscy_data._reader import DEFAULT_CACHE_POOL_BYTES
-from viscy_data._utils import BatchedCenterSpatialCropd, _check_norm_meta, _stack_norm_meta, _transform_channel_wise
-from viscy_data.cell_index import MultiExperimentIndex
+from viscy_data.batch_transforms import identity_collate, transform_channel_wise
 from viscy_data.channel_dropout import ChannelDropout
-from viscy_data.experiment import ExperimentRegistry
+from viscy_data.contrastive.cell_index import MultiExperimentIndex
+from viscy_data.contrastive.dataset import MultiExperimentTripletDataset, generic_channel_names
+from viscy_data.contrastive.experiment import ExperimentRegistry
+from viscy_data.io import DEFAULT_CACHE_POOL_BYTES
 from viscy_data.nonfinite import NonFinitePolicy, apply_nonfinite_policy, check_nonfinite_policy
+from viscy_data.normalization import check_norm_meta, stack_norm_meta
 from viscy_data.sampler import FlexibleBatchSampler
-from viscy_data.triplet import _identity
+from viscy_transforms import BatchedCenterSpatialCropd
 
 __all__ = ["MultiExperimentDataModule"]
 
@@ -99,7 +100,7 @@ temporal_global_fraction, experiment_weights, condition_ratio
         Informational; the loss's own ``beta`` is what is used.
     cache_pool_bytes : int
         Bound in bytes of the decoded-chunk cache shared by every reader of this process asking
-        for the same bound (default 4 GiB; 0 turns it off), see ``viscy_data._reader.shared_context``.
+        for the same bound (default 4 GiB; 0 turns it off), see ``viscy_data.io.shared_context``.
     seed : int
         Seed of the batch sampler and of the positive draws.
     include_wells : list[str] | None
@@ -231,7 +232,7 @@ temporal_global_fraction, experiment_weights, condition_ratio
         )
         for exp in registry.experiments:
             metas = {fov: meta for (name, fov), meta in dataset.fov_norm_meta.items() if name == exp.name}
-            _check_norm_meta(self.normalizations, metas, f"{exp.data_path} (experiment '{exp.name}')")
+            check_norm_meta(self.normalizations, metas, f"{exp.data_path} (experiment '{exp.name}')")
         return dataset
 
     def _build_transforms(self, num_channels: int) -> None:
@@ -324,7 +325,7 @@ temporal_global_fraction, experiment_weights, condition_ratio
 
     def _loader(self, dataset: MultiExperimentTripletDataset, **kwargs: Any) -> ThreadDataLoader:
         return ThreadDataLoader(
-            dataset, use_thread_workers=True, num_workers=self.num_workers, collate_fn=_identity, **kwargs
+            dataset, use_thread_workers=True, num_workers=self.num_workers, collate_fn=identity_collate, **kwargs
         )
 
     def train_dataloader(self) -> ThreadDataLoader:
@@ -356,7 +357,7 @@ temporal_global_fraction, experiment_weights, condition_ratio
         if isinstance(batch, dict):
             for key in ("anchor", "positive", "negative"):
                 if isinstance(batch.get(f"{key}_norm_meta"), list):
-                    batch[f"{key}_norm_meta"] = _stack_norm_meta(batch[f"{key}_norm_meta"])
+                    batch[f"{key}_norm_meta"] = stack_norm_meta(batch[f"{key}_norm_meta"])
         return batch
 
     def on_after_batch_transfer(self, batch: dict | Tensor, dataloader_idx: int) -> dict | Tensor:
@@ -384,8 +385,8 @@ temporal_global_fraction, experiment_weights, condition_ratio
                 continue
             norm_meta = batch.pop(f"{key}_norm_meta", None)
             if isinstance(norm_meta, list):
-                norm_meta = _stack_norm_meta(norm_meta)
-            batch[key] = _transform_channel_wise(transform, self._channel_names, batch[key], norm_meta)
+                norm_meta = stack_norm_meta(norm_meta)
+            batch[key] = transform_channel_wise(transform, self._channel_names, batch[key], norm_meta)
         if self.trainer is not None:
             self.channel_dropout.train(self.trainer.training)
         for key in ("anchor", "positive"):

@@ -17,7 +17,7 @@ from dynaclr._checkpoint import load_checkpoint_weights
 from dynaclr._finite_loss import raise_if_nonfinite_loss
 from dynaclr._optim import LRSchedule, configure_adamw
 from dynaclr.vae_logging import BetaVaeLogger
-from viscy_data._typing import TrackingIndex, TripletSample
+from viscy_data import TrackingIndex, TripletSample
 from viscy_models.contrastive import ContrastiveEncoder
 from viscy_utils.checkpoint import check_state_dict
 

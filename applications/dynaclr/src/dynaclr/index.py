@@ -1,5 +1,5 @@
-"""Unified cell-observation index across experiments (re-exported from ``viscy_data``)."""
+"""Unified cell-observation index across experiments (re-exported from ``viscy_data.contrastive``)."""
 
-from viscy_data.cell_index import MultiExperimentIndex
+from viscy_data.contrastive.cell_index import MultiExperimentIndex
 
 __all__ = ["MultiExperimentIndex"]

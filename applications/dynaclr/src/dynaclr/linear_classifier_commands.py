@@ -107,8 +107,8 @@ def apply_from_config(config_path: str) -> None:
 
     import anndata as ad
 
-    from viscy_utils._store import write_anndata_zarr
     from viscy_utils.evaluation.linear_classifier import load_pipeline, predict_with_classifier
+    from viscy_utils.store import write_anndata_zarr
 
     try:
         pipeline, loaded_config, metadata = load_pipeline(config.model_dir, config.model_name, config.version)

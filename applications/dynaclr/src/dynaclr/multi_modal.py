@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from dynaclr._optim import LRSchedule
 from dynaclr.engine import ContrastiveModule, ContrastivePrediction, collate_index
-from viscy_data._typing import TripletSample
+from viscy_data import TripletSample
 
 __all__ = ["JointContrastiveModule", "JointEncoders"]
 

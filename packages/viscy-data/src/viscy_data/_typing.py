@@ -1,9 +1,14 @@
-"""Type aliases, sample dictionaries and fixed label maps shared by the data modules."""
+"""Type aliases, sample dictionaries and fixed label maps shared by the data modules.
+
+The normalization-metadata types are defined in :mod:`viscy_data.normalization` and re-exported here.
+"""
 
 from collections.abc import Callable, Sequence
 from typing import Literal, NamedTuple, NotRequired, TypedDict, TypeVar
 
 from torch import ShortTensor, Tensor
+
+from viscy_data.normalization import ChannelNormStats, LevelNormStats, NormMeta
 
 __all__ = [
     "AnnotationColumns",
@@ -29,25 +34,6 @@ DictTransform = Callable[[dict[str, Tensor | dict]], dict[str, Tensor]]
 
 T = TypeVar("T")
 OneOrSeq = T | Sequence[T]
-
-
-class LevelNormStats(TypedDict):
-    """Intensity statistics of one channel at one level (dataset or FOV)."""
-
-    mean: Tensor
-    std: Tensor
-    median: Tensor
-    iqr: Tensor
-
-
-class ChannelNormStats(TypedDict):
-    """Statistics of one channel, per level."""
-
-    dataset_statistics: LevelNormStats
-    fov_statistics: LevelNormStats
-
-
-NormMeta = dict[str, ChannelNormStats]
 
 
 class HCSStackIndex(NamedTuple):

@@ -17,9 +17,9 @@ from monai.transforms import Compose, MapTransform
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from viscy_data._reader import require
 from viscy_data._typing import DictTransform, TripletSample
 from viscy_data.hcs import HCSDataModule
+from viscy_data.io import require
 
 __all__ = ["CellDivisionTripletDataModule", "CellDivisionTripletDataset"]
 

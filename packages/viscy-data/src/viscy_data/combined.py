@@ -16,9 +16,9 @@ from monai.data.utils import no_collation
 from torch import Tensor
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
-from viscy_data._reader import WORKER_CONTEXT
 from viscy_data._utils import _collate_samples
 from viscy_data.distributed import ShardedDistributedSampler
+from viscy_data.io import WORKER_CONTEXT
 
 __all__ = [
     "BatchedConcatDataModule",

@@ -9,8 +9,8 @@ from monai.data import set_track_meta
 from monai.transforms import Compose, MapTransform
 from torch.utils.data import Subset
 
-from viscy_data._reader import WORKER_CONTEXT
 from viscy_data.gpu_aug import CachedOmeZarrDataset, GPUTransformDataModule
+from viscy_data.io import WORKER_CONTEXT
 
 __all__ = ["CTMCv1DataModule"]
 

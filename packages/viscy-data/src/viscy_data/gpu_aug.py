@@ -17,10 +17,10 @@ from monai.data.utils import list_data_collate
 from monai.transforms import Compose
 from torch.utils.data import DataLoader, Dataset
 
-from viscy_data._reader import WORKER_CONTEXT, PositionArrays, channel_indices, fov_name
 from viscy_data._typing import DictTransform, NormMeta
 from viscy_data._utils import _ensure_channel_list, _read_norm_meta
 from viscy_data.distributed import ShardedDistributedSampler
+from viscy_data.io import WORKER_CONTEXT, PositionArrays, channel_indices, fov_name
 from viscy_data.select import SelectWell
 
 __all__ = ["CachedOmeZarrDataModule", "CachedOmeZarrDataset", "GPUTransformDataModule"]

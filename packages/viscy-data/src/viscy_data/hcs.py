@@ -20,15 +20,15 @@ from monai.transforms import CenterSpatialCropd, Compose, MapTransform, MultiSam
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from viscy_data._reader import WORKER_CONTEXT, PositionArrays, channel_indices, fov_name, store_path
 from viscy_data._typing import ChannelMap, DictTransform, HCSStackIndex, NormMeta, Sample
 from viscy_data._utils import (
-    _check_norm_meta,
     _collate_samples,
     _ensure_channel_list,
     _read_norm_meta,
     _search_int_in_str,
 )
+from viscy_data.io import WORKER_CONTEXT, PositionArrays, channel_indices, fov_name, store_path
+from viscy_data.normalization import check_norm_meta as _check_norm_meta
 
 __all__ = ["HCSDataModule", "MaskTestDataset", "SlidingWindowDataset"]
 

@@ -18,9 +18,9 @@ from monai.transforms import Compose, MapTransform, Transform
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from viscy_data._reader import WORKER_CONTEXT
 from viscy_data._typing import Sample
 from viscy_data.gpu_aug import GPUTransformDataModule
+from viscy_data.io import WORKER_CONTEXT
 
 __all__ = ["LiveCellDataModule", "LiveCellDataset", "LiveCellTestDataset"]
 

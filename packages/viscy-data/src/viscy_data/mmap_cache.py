@@ -20,10 +20,11 @@ from monai.data import set_track_meta
 from monai.transforms import Compose
 from torch import Tensor
 
-from viscy_data._reader import WORKER_CONTEXT, channel_indices, fov_name, require, store_path
 from viscy_data._typing import DictTransform, NormMeta
-from viscy_data._utils import _check_norm_meta, _ensure_channel_list, _read_norm_meta
+from viscy_data._utils import _ensure_channel_list, _read_norm_meta
 from viscy_data.gpu_aug import GPUTransformDataModule
+from viscy_data.io import WORKER_CONTEXT, channel_indices, fov_name, require, store_path
+from viscy_data.normalization import check_norm_meta as _check_norm_meta
 from viscy_data.select import SelectWell
 
 if TYPE_CHECKING:

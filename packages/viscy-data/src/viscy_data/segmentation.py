@@ -9,8 +9,8 @@ from iohub.ngff import Plate, Position, open_ome_zarr
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, Dataset
 
-from viscy_data._reader import WORKER_CONTEXT, channel_indices, store_path
 from viscy_data._typing import SegmentationSample
+from viscy_data.io import WORKER_CONTEXT, channel_indices, store_path
 
 __all__ = ["SegmentationDataModule", "SegmentationDataset"]
 

@@ -5,21 +5,26 @@ from collections.abc import Generator
 from iohub.ngff import Plate, Position
 from iohub.ngff.nodes import Well
 
-__all__ = ["SelectWell"]
+__all__ = ["SelectWell", "filter_fovs", "filter_wells"]
 
 
-def _filter_wells(plate: Plate, include_wells: list[str] | None) -> Generator[Well, None, None]:
+def filter_wells(plate: Plate, include_wells: list[str] | None) -> Generator[Well, None, None]:
     """Yield the wells of ``plate`` whose name (e.g. ``"A/1"``) is included (all if None)."""
     for well_name, well in plate.wells():
         if include_wells is None or well_name in include_wells:
             yield well
 
 
-def _filter_fovs(well: Well, exclude_fovs: list[str] | None) -> Generator[Position, None, None]:
+def filter_fovs(well: Well, exclude_fovs: list[str] | None) -> Generator[Position, None, None]:
     """Yield the positions of ``well`` whose name (e.g. ``"A/1/0"``) is not excluded."""
     for _, fov in well.positions():
         if exclude_fovs is None or fov.zgroup.name.strip("/") not in exclude_fovs:
             yield fov
+
+
+# historical private names, used by the data modules
+_filter_wells = filter_wells
+_filter_fovs = filter_fovs
 
 
 class SelectWell:

@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 from iohub.ngff import open_ome_zarr
 
+from viscy_data.normalization import write_norm_meta
+
 __all__ = ["channel_statistics", "write_hcs_plate", "write_tracks", "random_walk_tracks"]
 
 TRACKS_COLUMNS = ["track_id", "t", "id", "parent_track_id", "parent_id", "z", "y", "x"]
@@ -113,21 +115,18 @@ def write_hcs_plate(
 def _write_normalization(plate, written: dict[str, np.ndarray], channel_names: list[str]) -> None:
     """Store exact statistics in the plate's and each position's ``.zattrs["normalization"]``."""
     stacked = np.stack(list(written.values()))  # (P, T, C, Z, Y, X)
-    plate_meta = {}
-    per_position = {name: {} for name in written}
+    positions = dict(plate.positions())
     for c, channel in enumerate(channel_names):
         dataset_stats = channel_statistics(stacked[:, :, c])
         timepoint_stats = {str(t): channel_statistics(stacked[:, t, c]) for t in range(stacked.shape[1])}
-        plate_meta[channel] = {"dataset_statistics": dataset_stats, "timepoint_statistics": timepoint_stats}
+        write_norm_meta(plate, channel, {"dataset_statistics": dataset_stats, "timepoint_statistics": timepoint_stats})
         for name, image in written.items():
-            per_position[name][channel] = {
+            levels = {
                 "dataset_statistics": dataset_stats,
                 "fov_statistics": channel_statistics(image[:, c]),
                 "timepoint_statistics": timepoint_stats,
             }
-    plate.zattrs["normalization"] = plate_meta
-    for name, position in plate.positions():
-        position.zattrs["normalization"] = per_position[name]
+            write_norm_meta(positions[name], channel, levels)
 
 
 def random_walk_tracks(

@@ -21,7 +21,11 @@ from monai.transforms import Compose, MapTransform
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from viscy_data._reader import (
+from viscy_data._typing import INDEX_COLUMNS, TripletSample
+from viscy_data._utils import BatchedCenterSpatialCropd, _read_norm_meta, _transform_channel_wise
+from viscy_data.batch_transforms import identity_collate as _identity
+from viscy_data.hcs import HCSDataModule
+from viscy_data.io import (
     DEFAULT_CACHE_POOL_BYTES,
     PositionArrays,
     channel_indices,
@@ -29,17 +33,10 @@ from viscy_data._reader import (
     require,
     store_path,
 )
-from viscy_data._typing import INDEX_COLUMNS, TripletSample
-from viscy_data._utils import (
-    BatchedCenterSpatialCropd,
-    _check_norm_meta,
-    _index_norm_meta,
-    _read_norm_meta,
-    _stack_norm_meta,
-    _transform_channel_wise,
-)
-from viscy_data.hcs import HCSDataModule
 from viscy_data.nonfinite import NonFinitePolicy, apply_nonfinite_policy, check_nonfinite_policy
+from viscy_data.normalization import check_norm_meta as _check_norm_meta
+from viscy_data.normalization import index_norm_meta as _index_norm_meta
+from viscy_data.normalization import stack_norm_meta as _stack_norm_meta
 from viscy_data.select import _filter_fovs, _filter_wells
 
 _INSTALL = "pip install 'viscy-data[triplet]'"
@@ -54,11 +51,6 @@ _logger = logging.getLogger("lightning.pytorch")
 REQUIRED_TRACK_COLUMNS = ["track_id", "t", "y", "x"]
 _OPTIONAL_INDEX_COLUMNS = ("z", "y", "x")
 _NEGATIVE_DRAWS = 16
-
-
-def _identity(batch: Any) -> Any:
-    """Collate function for datasets that already return a batched dict."""
-    return batch
 
 
 def _check_track_columns(table: pd.DataFrame, columns: Sequence[str], source: str) -> None:
@@ -96,7 +88,7 @@ class TripletDataset(Dataset):
         Also return a patch of a different track.
     cache_pool_bytes : int
         Bound in bytes of the decoded-chunk cache shared by every reader of this process asking
-        for the same bound (default 4 GiB; 0 turns it off), see ``viscy_data._reader.shared_context``.
+        for the same bound (default 4 GiB; 0 turns it off), see ``viscy_data.io.shared_context``.
     """
 
     def __init__(
@@ -339,7 +331,7 @@ class TripletDataModule(HCSDataModule):
         Z size after the final crop (default: the z_range length).
     cache_pool_bytes : int
         Bound in bytes of the decoded-chunk cache shared by every reader of this process asking
-        for the same bound (default 4 GiB; 0 turns it off), see ``viscy_data._reader.shared_context``.
+        for the same bound (default 4 GiB; 0 turns it off), see ``viscy_data.io.shared_context``.
     nonfinite : {"raise", "zero"}
         What to do with NaN/Inf pixels of a batch, checked on the device once per batch before the
         transforms: ``"raise"`` a ``ValueError``, or ``"zero"`` them (see :mod:`viscy_data.nonfinite`).

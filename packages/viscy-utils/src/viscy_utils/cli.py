@@ -83,12 +83,15 @@ class VisCyCLI(LightningCLI):
             return None
 
 
-def _setup_environment() -> None:
+def setup_environment() -> None:
     """Set the Lightning log level from ``VISCY_LOG_LEVEL`` (default INFO), allow TF32 matmuls, drop library noise."""
     silence_library_noise()
     level = os.environ.get("VISCY_LOG_LEVEL", logging.INFO)
     logging.getLogger("lightning.pytorch").setLevel(int(level) if str(level).isdigit() else str(level).upper())
     torch.set_float32_matmul_precision("high")
+
+
+_setup_environment = setup_environment  # historical name
 
 
 def _subcommand(argv: Sequence[str]) -> str | None:
@@ -99,7 +102,7 @@ def _subcommand(argv: Sequence[str]) -> str | None:
 
 def main() -> None:
     """Entry point of the ``viscy`` console script."""
-    _setup_environment()
+    setup_environment()
     subcommand = _subcommand(sys.argv[1:])
     require_model = subcommand not in _WITHOUT_MODEL
     require_data = subcommand not in _WITHOUT_DATA

@@ -6,7 +6,8 @@ channel, ``.zattrs["normalization"][channel]`` as
 - plate: ``{"dataset_statistics": stats, "timepoint_statistics": {"0": stats, ...}}``
 - each position: ``{"dataset_statistics": stats, "fov_statistics": stats, "timepoint_statistics": {...}}``
 
-where ``stats`` has the keys of :func:`viscy_utils.mp_utils.get_val_stats`.
+where ``stats`` has the keys of :func:`viscy_utils.mp_utils.get_val_stats`. The layout and its writer
+are owned by :mod:`viscy_data.normalization`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from viscy_data.normalization import write_norm_meta
 from viscy_utils.mp_utils import get_row_stats, get_val_stats
 
 __all__ = ["write_meta_field", "generate_normalization_metadata"]
@@ -152,11 +154,11 @@ def generate_normalization_metadata(
                 dataset_statistics = get_val_stats(np.concatenate([sample.ravel() for sample in samples]))
                 timepoint_statistics = _timepoint_statistics(samples, n_timepoints)
                 plate_meta = {"dataset_statistics": dataset_statistics, "timepoint_statistics": timepoint_statistics}
-                write_meta_field(plate, plate_meta, "normalization", channel_name)
+                write_norm_meta(plate, channel_name, plate_meta)
                 for position, fov_stats in zip(positions, fov_statistics):
                     position_meta = {
                         "dataset_statistics": dataset_statistics,
                         "fov_statistics": fov_stats,
                         "timepoint_statistics": timepoint_statistics,
                     }
-                    write_meta_field(position, position_meta, "normalization", channel_name)
+                    write_norm_meta(position, channel_name, position_meta)

@@ -108,7 +108,7 @@ def precompute_array(
     from dask.diagnostics import ProgressBar
     from iohub.ngff import open_ome_zarr
 
-    from viscy_data.select import _filter_fovs, _filter_wells
+    from viscy_data.select import filter_fovs, filter_wells
 
     output_path = Path(output_path)
     if output_path.exists():
@@ -120,8 +120,8 @@ def precompute_array(
             raise ValueError(f"Channels {unknown} are not in {data_path}; available: {plate.channel_names}.")
         channel_indices = [plate.channel_names.index(name) for name in channel_names]
         wells = []
-        for well in _filter_wells(plate, include_wells):
-            fovs = [fov[image_array_key].dask_array()[:, channel_indices] for fov in _filter_fovs(well, exclude_fovs)]
+        for well in filter_wells(plate, include_wells):
+            fovs = [fov[image_array_key].dask_array()[:, channel_indices] for fov in filter_fovs(well, exclude_fovs)]
             if not fovs:
                 continue
             stack = da.stack(fovs)  # (FOV, T, C, Z, Y, X)

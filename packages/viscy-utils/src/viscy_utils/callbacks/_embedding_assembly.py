@@ -17,8 +17,8 @@ import pandas as pd
 import zarr
 
 from viscy_utils._optional import import_optional
-from viscy_utils._store import zarr3_write_settings
 from viscy_utils.callbacks._embedding_parts import part_rows, read_part_index
+from viscy_utils.store import zarr3_write_settings
 
 SORT_COLUMNS = ("fov_name", "track_id", "t")
 _ARRAY_ENCODING = {"encoding-type": "array", "encoding-version": "0.2.0"}

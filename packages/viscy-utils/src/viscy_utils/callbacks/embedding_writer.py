@@ -20,13 +20,13 @@ import pandas as pd
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter
 
-from viscy_data._typing import INDEX_COLUMNS
+from viscy_data import INDEX_COLUMNS
 from viscy_utils._optional import import_optional
-from viscy_utils._store import write_anndata_zarr, write_replacing
 from viscy_utils.callbacks._embedding_assembly import write_store
 from viscy_utils.callbacks._embedding_parts import PartWriter
 from viscy_utils.callbacks._reduction_fit import bounded_neighbours as _bounded_neighbours
 from viscy_utils.callbacks._reduction_fit import sampled_reductions
+from viscy_utils.store import write_anndata_zarr, write_replacing
 
 if TYPE_CHECKING:
     from xarray import Dataset

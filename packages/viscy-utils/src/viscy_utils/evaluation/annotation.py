@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from viscy_utils._optional import import_optional
-from viscy_utils._store import write_anndata_zarr
+from viscy_utils.store import write_anndata_zarr
 
 if TYPE_CHECKING:
     from anndata import AnnData
