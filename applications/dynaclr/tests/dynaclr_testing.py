@@ -17,6 +17,7 @@ class TinyEncoder(nn.Module):
 
     def __init__(self, in_channels: int = 2, feature_dim: int = 8, projection_dim: int = 4) -> None:
         super().__init__()
+        self.in_channels = in_channels
         self.conv = nn.Conv3d(in_channels, feature_dim, kernel_size=1)
         self.projection = nn.Linear(feature_dim, projection_dim)
 

@@ -220,6 +220,16 @@ class _StepCounter(ContrastiveModule):
         return super().training_step(batch, batch_idx)
 
 
+def test_channel_count_other_than_the_encoders_fails_before_training(plates, tmp_path):
+    module = _StepCounter(TinyEncoder(in_channels=3), loss_function=NTXentHCL(), example_input_array_shape=(1, *SHAPE))
+    with pytest.raises(
+        ValueError,
+        match=r"MultiExperimentDataModule gives 2 channels per patch but the encoder TinyEncoder has in_channels=3",
+    ):
+        _trainer(tmp_path, limit_train_batches=1).fit(module, datamodule=_datamodule(plates["experiments_yaml"]))
+    assert _StepCounter.steps == 0
+
+
 class _OtherBackbone(nn.Module):
     """An encoder with other layers than TinyEncoder (as a different backbone has)."""
 

@@ -105,6 +105,23 @@ def test_setup_errors(two_experiment_plates, tmp_path):
         _datamodule(two_experiment_plates, tau_range=(20.0, 30.0)).setup("fit")
 
 
+def test_setup_opens_each_plate_once(two_experiment_plates, monkeypatch):
+    import iohub.ngff
+
+    opened = []
+    real_open = iohub.ngff.open_ome_zarr
+
+    def counting_open(path, *args, **kwargs):
+        opened.append(str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(iohub.ngff, "open_ome_zarr", counting_open)
+    dm = _datamodule(two_experiment_plates, val_experiments=["exp_b"], exclude_fovs=["B/1/0"])
+    dm.setup("fit")
+    assert len(dm.train_dataset) > 0 and len(dm.val_dataset) > 0
+    assert sorted(opened) == sorted({*opened}) and len(opened) == 2
+
+
 def test_train_loader_batches_come_from_the_flexible_sampler(two_experiment_plates):
     dm = _datamodule(two_experiment_plates, val_experiments=[], temporal_enrichment=True, seed=5)
     dm.setup("fit")

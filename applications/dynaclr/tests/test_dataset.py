@@ -189,3 +189,8 @@ def test_reads_are_keyed_by_experiment_and_fov_even_when_names_concatenate_alike
     assert set(index.valid_anchors["experiment"]) == {"x1", "x"}
     np.testing.assert_array_equal(batch["anchor"].amax(dim=(1, 2, 3, 4)).numpy(), expected)
     np.testing.assert_array_equal(batch["positive"].amin(dim=(1, 2, 3, 4)).numpy(), expected)
+
+
+def test_a_tau_range_other_than_the_indexs_is_refused(two_experiment_index):
+    with pytest.raises(ValueError, match=r"tau_range_hours=\(0.5, 3.0\) differs from the index's"):
+        MultiExperimentTripletDataset(two_experiment_index, tau_range_hours=(0.5, 3.0))

@@ -119,7 +119,7 @@ def test_columns_and_derived_values(tmp_path):
     index = _index([cfg_a, cfg_b])
     tracks = index.tracks
     expected = {"experiment", "condition", "well_name", "fov_name", "global_track_id", "hours_post_infection"}
-    expected |= {"fluorescence_channel", "position", "lineage_id", "y_clamp", "x_clamp", "track_id", "t", "y", "x"}
+    expected |= {"fluorescence_channel", "position_idx", "lineage_id", "y_clamp", "x_clamp", "track_id", "t", "y", "x"}
     assert expected <= set(tracks.columns)
     assert not any(c.startswith("_") for c in tracks.columns)
     assert isinstance(tracks.index, pd.RangeIndex)
@@ -128,7 +128,8 @@ def test_columns_and_derived_values(tmp_path):
     assert row["well_name"] == "A/1" and row["condition"] == "uninfected"
     assert row["hours_post_infection"] == pytest.approx(3.0 + 2 * 0.5)
     assert row["fluorescence_channel"] == "GFP"
-    assert row["position"].zgroup.name.strip("/") == "A/1/0"
+    assert index.positions[row["position_idx"]].zgroup.name.strip("/") == "A/1/0"
+    assert index.position_keys[row["position_idx"]] == ("a", "A/1/0")
     assert set(tracks.loc[tracks["fov_name"] == "C/2/0", "condition"]) == {"unknown"}
     b_row = tracks[(tracks["experiment"] == "b") & (tracks["t"] == 2)].iloc[0]
     assert b_row["condition"] == "infected" and b_row["hours_post_infection"] == pytest.approx(0.5)
@@ -145,6 +146,24 @@ def test_border_centroids_clamped_and_outside_dropped(tmp_path):
     assert tracks.loc[0, ["y_clamp", "x_clamp"]].tolist() == [32, 32]
     assert tracks.loc[1, ["y_clamp", "x_clamp"]].tolist() == [16, 16]
     assert tracks.loc[2, ["y_clamp", "x_clamp", "y", "x"]].tolist() == [16, 16, 0, 0]
+
+
+def test_patch_origins_keep_odd_sized_patches_inside_the_image(tmp_path):
+    table = pd.DataFrame({"track_id": [0, 1, 2], "t": 0, "y": [63, 0, 30], "x": [0, 63, 31], "parent_track_id": -1})
+    index = _index([_experiment(tmp_path, "e", {"A/1/0": table})], patch=(9, 7))
+    origins = index.patch_origins[np.argsort(index.tracks["track_id"].to_numpy())]
+    # 64 x 64 image: a 9 x 7 patch starts at y <= 55, x <= 57
+    assert origins.tolist() == [[55, 0], [0, 57], [26, 28]]
+
+
+@pytest.mark.parametrize(
+    ("tau", "message"),
+    [((-0.5, 1.0), r"0 <= min <= max with max > 0"), ((0.0, 0.0), r"max > 0"), ((0.5, float("inf")), r"finite")],
+)
+def test_bad_tau_range_is_refused(tmp_path, tau, message):
+    cfg = _experiment(tmp_path, "e", {"A/1/0": random_walk_tracks(2, 4, (64, 64))})
+    with pytest.raises(ValueError, match=f"MultiExperimentIndex: tau_range .*{message}"):
+        _index([cfg], tau=tau)
 
 
 def test_filters_and_missing_csv(tmp_path, caplog):

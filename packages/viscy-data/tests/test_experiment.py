@@ -1,4 +1,5 @@
 import logging
+import shutil
 
 import pytest
 import yaml
@@ -174,3 +175,23 @@ def test_validation_order(plate_paths, first, second, message):
 
     with pytest.raises(ValueError, match=message):
         ExperimentRegistry([build("a", first), build("b", second)])
+
+
+def test_subset_shares_the_open_plates_without_checking_them_again(plate_paths):
+    three, two = plate_paths
+    registry = ExperimentRegistry(
+        [
+            _config("a", three, ["Phase3D", "GFP", "RFP"], ["Phase3D", "GFP"]),
+            _config("b", two, ["Phase3D", "RFP"], ["Phase3D", "RFP"]),
+        ]
+    )
+    shutil.rmtree(two)  # a check on disk would now fail
+    subset = registry.subset(["b"])
+    assert [exp.name for exp in subset.experiments] == ["b"]
+    assert subset.channel_maps == {"b": {0: 0, 1: 1}} and subset.num_source_channels == 2
+    assert subset.plates["b"] is registry.plates["b"]
+    assert [exp.name for exp in registry.experiments] == ["a", "b"]
+    with pytest.raises(ValueError, match=r"subset\(\['c'\]\): .* unknown: \['c'\]"):
+        registry.subset(["c"])
+    with pytest.raises(ValueError, match=r"subset\(\[\]\): expected a non-empty list"):
+        registry.subset([])

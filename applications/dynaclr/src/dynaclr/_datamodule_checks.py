@@ -1,7 +1,8 @@
 """Checks of ``MultiExperimentDataModule``'s arguments, run once at ``setup`` before any data is read.
 
 ``check_patch_arguments`` checks the arguments against each other (non-empty ``z_range``, a final
-patch no larger than the read patch, a non-negative, ordered ``tau_range``);
+patch no larger than the read patch, and ``tau_range`` with the index's own check,
+:func:`viscy_data.contrastive.cell_index.check_tau_range`);
 ``check_sampling_arguments`` checks the names in ``experiment_weights`` and ``condition_ratio`` and
 the ``channel_dropout_channels`` against the experiments of the YAML, and ``include_wells`` /
 ``exclude_fovs`` against their plates. Checks of the YAML, the plates and the tracks tables
@@ -10,10 +11,10 @@ themselves are done by ``ExperimentRegistry`` and ``MultiExperimentIndex``.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from numbers import Integral, Real
+from numbers import Integral
 
+from viscy_data.contrastive.cell_index import check_tau_range
 from viscy_data.contrastive.experiment import ExperimentRegistry
 
 __all__ = ["check_patch_arguments", "check_sampling_arguments"]
@@ -43,26 +44,16 @@ def check_patch_arguments(
             f"{_OWNER}: final_yx_patch_size {tuple(final_yx_patch_size)} must not exceed "
             f"yx_patch_size {tuple(yx_patch_size)} (the final patch is cropped from the read patch)"
         )
-    if len(tau_range) != 2 or not all(isinstance(v, Real) and math.isfinite(v) for v in tau_range):
-        raise ValueError(f"{_OWNER}: tau_range must be two finite numbers of hours (min, max), got {tau_range}")
-    if not 0 <= tau_range[0] <= tau_range[1] or tau_range[1] == 0:
-        raise ValueError(
-            f"{_OWNER}: tau_range must satisfy 0 <= min <= max with max > 0 (hours), got {tuple(tau_range)}"
-        )
+    check_tau_range(tau_range, _OWNER)
 
 
 def _check_fov_filters(
     experiments_yaml: str, registry: ExperimentRegistry, include_wells: list[str] | None, exclude_fovs: list[str] | None
 ) -> None:
-    """Raise if ``include_wells`` / ``exclude_fovs`` name wells / FOVs that no plate has (plates read only if set)."""
+    """Raise if ``include_wells`` / ``exclude_fovs`` name wells / FOVs that no plate of ``registry`` has."""
     if not include_wells and not exclude_fovs:
         return
-    from iohub.ngff import open_ome_zarr
-
-    fovs: set[str] = set()
-    for exp in registry.experiments:
-        with open_ome_zarr(exp.data_path, layout="hcs", mode="r") as plate:
-            fovs.update(name.strip("/") for name, _ in plate.positions())
+    fovs = {name.strip("/") for plate in registry.plates.values() for name, _ in plate.positions()}
     wells = {"/".join(fov.split("/")[:2]) for fov in fovs}
     for name, given, known in (("include_wells", include_wells, wells), ("exclude_fovs", exclude_fovs, fovs)):
         unknown = sorted(set(given or []) - known)

@@ -214,14 +214,6 @@ temporal_global_fraction, experiment_weights, condition_ratio
             exclude_fovs=[*(self.exclude_fovs or []), *(also_exclude or [])],
             include_fovs=include_fovs,
         )
-        if fit and include_fovs is None:
-            counts = index.valid_anchors["experiment"].value_counts()
-            empty = [exp.name for exp in registry.experiments if counts.get(exp.name, 0) == 0]
-            if empty:
-                raise ValueError(
-                    f"Experiments {empty} have no valid anchors (no same-lineage observation within "
-                    f"tau_range={self.tau_range} hours, or no tracks after well/FOV filters).\n{index.summary()}"
-                )
         dataset = MultiExperimentTripletDataset(
             index,
             fit=fit,
@@ -234,6 +226,11 @@ temporal_global_fraction, experiment_weights, condition_ratio
             metas = {fov: meta for (name, fov), meta in dataset.fov_norm_meta.items() if name == exp.name}
             check_norm_meta(self.normalizations, metas, f"{exp.data_path} (experiment '{exp.name}')")
         return dataset
+
+    @property
+    def num_channels(self) -> int | None:
+        """Channels of every patch (the experiments' source channels); None before ``setup``."""
+        return len(self._channel_names) or None
 
     def _build_transforms(self, num_channels: int) -> None:
         self._channel_names = generic_channel_names(num_channels)
@@ -263,21 +260,21 @@ temporal_global_fraction, experiment_weights, condition_ratio
             raise ValueError(f"val_experiments {unknown} are not in {self.experiments_yaml}; experiments: {names}")
         if self.val_fovs and self.val_experiments:
             raise ValueError(f"Give val_experiments ({self.val_experiments}) or val_fovs ({self.val_fovs}), not both.")
-        train = [exp for exp in registry.experiments if exp.name not in self.val_experiments]
-        val = [exp for exp in registry.experiments if exp.name in self.val_experiments]
+        train = [name for name in names if name not in self.val_experiments]
+        val = [name for name in names if name in self.val_experiments]
         if not train:
             raise ValueError(
                 "No training experiments remaining after splitting. "
                 f"val_experiments={self.val_experiments} covers all experiments."
             )
-        self.train_dataset = self._dataset(ExperimentRegistry(train), fit=True, also_exclude=self.val_fovs)
+        self.train_dataset = self._dataset(registry.subset(train), fit=True, also_exclude=self.val_fovs)
         if self.val_fovs:
-            self.val_dataset = self._dataset(ExperimentRegistry(train), fit=True, include_fovs=self.val_fovs)
+            self.val_dataset = self._dataset(registry.subset(train), fit=True, include_fovs=self.val_fovs)
             missing = sorted(set(self.val_fovs) - set(self.val_dataset.index.tracks["fov_name"]))
             if missing:
                 raise ValueError(f"val_fovs {missing} have no tracked cells in {self.experiments_yaml}.")
         elif val:
-            self.val_dataset = self._dataset(ExperimentRegistry(val), fit=True)
+            self.val_dataset = self._dataset(registry.subset(val), fit=True)
         else:
             _logger.warning("No val_experiments given: validation is disabled.")
             self.val_dataset = None

@@ -273,6 +273,22 @@ class ContrastiveModule(LightningModule):
         """AdamW with the configured learning-rate schedule."""
         return configure_adamw(self, self.lr, self.schedule, self.warmup_epochs)
 
+    def on_fit_start(self) -> None:
+        """Check, before the first step, that the data module's channel count is the encoder's ``in_channels``.
+
+        Compared where both are known: the encoder's ``in_channels`` attribute and the data module's
+        ``num_channels`` (e.g. ``MultiExperimentDataModule``, after ``setup``).
+        """
+        expected = getattr(self.model, "in_channels", None)
+        datamodule = getattr(self.trainer, "datamodule", None)
+        found = getattr(datamodule, "num_channels", None)
+        if isinstance(expected, int) and isinstance(found, int) and expected != found:
+            raise ValueError(
+                f"{type(datamodule).__name__} gives {found} channels per patch but the encoder "
+                f"{type(self.model).__name__} has in_channels={expected}: set the encoder's in_channels to "
+                f"{found}, or give the data {expected} source channels."
+            )
+
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         """Check the checkpoint's keys and shapes before Lightning loads them, naming the first mismatches."""
         if self.strict_loading and "state_dict" in checkpoint:

@@ -1,14 +1,19 @@
 """One table of every tracked cell observation across several experiments.
 
-``MultiExperimentIndex`` reads each experiment's plate and per-FOV tracking CSVs, and builds a single
-``tracks`` table (one row per cell per timepoint) with experiment, condition, time and lineage
-columns, plus the subset ``valid_anchors`` of observations that have a same-lineage positive within
-the tau range. All per-row work is vectorised; Python only loops over experiments and FOVs.
+``MultiExperimentIndex`` reads each experiment's per-FOV tracking CSVs (from the plates its registry
+opened), and builds a single ``tracks`` table (one row per cell per timepoint) with experiment,
+condition, time and lineage columns, plus the subset ``valid_anchors`` of observations that have a
+same-lineage positive within the tau range. It owns every fact derived from them: the tau range in
+frames per experiment, the patch origins (clamped once) and the lineage/time lookup that both selects
+the valid anchors and draws the positives (:class:`LineageLookup`). All per-row work is vectorised;
+Python only loops over experiments and FOVs.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+from numbers import Real
 from pathlib import Path
 
 import numpy as np
@@ -17,17 +22,52 @@ import pandas as pd
 from viscy_data.contrastive.experiment import ExperimentRegistry
 from viscy_data.tracks_table import REQUIRED_TRACKS_COLUMNS, read_tracks_csv
 
-__all__ = ["MultiExperimentIndex"]
+__all__ = ["LineageLookup", "MultiExperimentIndex", "check_tau_range"]
 
 _logger = logging.getLogger(__name__)
 
 
-def _object_array(items: list) -> np.ndarray:
-    """A 1-D object array holding ``items`` as scalars (never unpacking sequence-like items)."""
-    out = np.empty(len(items), dtype=object)
-    for i, item in enumerate(items):
-        out[i] = item
-    return out
+def check_tau_range(tau_range_hours: tuple[float, float], owner: str) -> None:
+    """Raise ``ValueError`` unless ``tau_range_hours`` is two finite hours with ``0 <= min <= max``, ``max > 0``."""
+    values = tuple(tau_range_hours)
+    if len(values) != 2 or not all(isinstance(v, Real) and math.isfinite(v) for v in values):
+        raise ValueError(f"{owner}: tau_range must be two finite numbers of hours (min, max), got {tau_range_hours}")
+    if not 0 <= values[0] <= values[1] or values[1] == 0:
+        raise ValueError(f"{owner}: tau_range must satisfy 0 <= min <= max with max > 0 (hours), got {values}")
+
+
+class LineageLookup:
+    """Sorted ``(lineage, t)`` keys of every observation of a tracks table, for vectorised lookups.
+
+    Parameters
+    ----------
+    lineage_codes : np.ndarray
+        Integer lineage code of every row.
+    t : np.ndarray
+        Frame of every row.
+    stride : int
+        Key stride: larger than any ``t + tau`` that will be looked up.
+    """
+
+    def __init__(self, lineage_codes: np.ndarray, t: np.ndarray, stride: int) -> None:
+        self.stride = stride
+        self.keys = lineage_codes.astype(np.int64) * stride + t
+        self._sorted_rows = np.argsort(self.keys, kind="stable")
+        self._sorted_keys = self.keys[self._sorted_rows]
+
+    def contains(self, keys: np.ndarray) -> np.ndarray:
+        """Whether an observation has each key."""
+        if len(self._sorted_keys) == 0:
+            return np.zeros(len(keys), dtype=bool)
+        where = np.searchsorted(self._sorted_keys, keys).clip(max=len(self._sorted_keys) - 1)
+        return self._sorted_keys[where] == keys
+
+    def pick(self, keys: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """A uniformly chosen row per key, or -1 where no observation has that key."""
+        low = np.searchsorted(self._sorted_keys, keys, side="left")
+        high = np.searchsorted(self._sorted_keys, keys, side="right")
+        chosen = low + (rng.random(len(keys)) * (high - low)).astype(np.int64)
+        return np.where(high > low, self._sorted_rows[np.minimum(chosen, len(self._sorted_rows) - 1)], -1)
 
 
 class MultiExperimentIndex:
@@ -53,14 +93,33 @@ class MultiExperimentIndex:
     Attributes
     ----------
     positions : list
-        iohub ``Position`` objects that contributed tracks.
+        iohub ``Position`` objects that contributed tracks (of the registry's open plates).
+    position_keys : list[tuple[str, str]]
+        ``(experiment, fov_name)`` of every position.
     tracks : pd.DataFrame
         One row per cell observation, RangeIndex. CSV columns plus ``experiment, condition,
-        well_name, fov_name, global_track_id, hours_post_infection, fluorescence_channel, position,
-        lineage_id, y_clamp, x_clamp``.
+        well_name, fov_name, global_track_id, hours_post_infection, fluorescence_channel,
+        position_idx`` (the row's position in ``positions``), ``lineage_id, y_clamp, x_clamp``.
     valid_anchors : pd.DataFrame
         Rows of ``tracks`` with a same-lineage observation at ``t + tau`` for some non-zero tau in
         the experiment's tau range (in frames), RangeIndex.
+    anchor_rows : np.ndarray
+        Row of ``tracks`` of every row of ``valid_anchors``.
+    tau_range_hours : tuple[float, float]
+        The tau range as given.
+    tau_frames : dict[str, tuple[int, int]]
+        Per experiment, the tau range in frames (``ExperimentRegistry.tau_range_frames``).
+    lineage : LineageLookup
+        ``(lineage, t)`` keys of ``tracks``, used for the valid anchors and the positives.
+    patch_origins : np.ndarray
+        ``(len(tracks), 2)`` int64 ``(y0, x0)`` of every row's patch: the clamped centroid minus half
+        the patch size, kept so that the whole patch lies inside the image.
+
+    Raises
+    ------
+    ValueError
+        If ``tau_range_hours`` is not ``0 <= min <= max`` finite hours with ``max > 0``, or for the
+        tracks tables and patch geometry, see the notes.
 
     Notes
     -----
@@ -80,24 +139,32 @@ class MultiExperimentIndex:
         exclude_fovs: list[str] | None = None,
         include_fovs: list[str] | None = None,
     ) -> None:
+        check_tau_range(tau_range_hours, type(self).__name__)
         self.registry = registry
         self.z_range = z_range
         self.yx_patch_size = tuple(yx_patch_size)
+        self.include_fovs = include_fovs
+        self.tau_range_hours = tuple(tau_range_hours)
+        self.tau_frames = {
+            exp.name: registry.tau_range_frames(exp.name, self.tau_range_hours) for exp in registry.experiments
+        }
         self.positions: list = []
+        self.position_keys: list[tuple[str, str]] = []
         tracks = self._load(include_wells, exclude_fovs, include_fovs)
         tracks = self._reconstruct_lineage(tracks)
         tracks = self._clamp_borders(tracks)
         tracks.index = pd.RangeIndex(len(tracks))
         self.tracks = tracks
-        self.valid_anchors = self._compute_valid_anchors(tau_range_hours)
+        self.lineage = self._lineage_lookup()
+        self.anchor_rows = self._compute_anchor_rows()
+        self.valid_anchors = tracks.take(self.anchor_rows)
+        self.valid_anchors.index = pd.RangeIndex(len(self.anchor_rows))
 
     # ------------------------------------------------------------------ loading
     def _load(
         self, include_wells: list[str] | None, exclude_fovs: list[str] | None, include_fovs: list[str] | None
     ) -> pd.DataFrame:
         """Read every selected FOV's tracks CSV and add the per-FOV columns."""
-        from iohub.ngff import open_ome_zarr
-
         excluded = set(exclude_fovs or [])
         included = None if include_fovs is None else set(include_fovs)
         tables: list[pd.DataFrame] = []
@@ -105,7 +172,7 @@ class MultiExperimentIndex:
         for exp in self.registry.experiments:
             if not Path(exp.tracks_path).is_dir():
                 raise ValueError(f"Experiment '{exp.name}': tracks_path is not a directory: {exp.tracks_path}")
-            plate = open_ome_zarr(exp.data_path, mode="r")  # kept open: rows hold its Position objects
+            plate = self.registry.plates[exp.name]
             fluorescence = exp.source_channel[1] if len(exp.source_channel) > 1 else ""
             well_condition = {well: cond for cond, wells in reversed(exp.condition_wells.items()) for well in wells}
             for name, position in plate.positions():
@@ -125,6 +192,7 @@ class MultiExperimentIndex:
                 table["_fov"] = len(fov_meta)
                 tables.append(table)
                 self.positions.append(position)
+                self.position_keys.append((exp.name, fov_name))
                 fov_meta.append(
                     {
                         "experiment": exp.name,
@@ -140,7 +208,7 @@ class MultiExperimentIndex:
                 )
         if not tables:
             columns = [*REQUIRED_TRACKS_COLUMNS, "experiment", "condition", "well_name", "fov_name"]
-            columns += ["global_track_id", "hours_post_infection", "fluorescence_channel", "position"]
+            columns += ["global_track_id", "hours_post_infection", "fluorescence_channel", "position_idx"]
             return pd.DataFrame(columns=[*columns, "_img_height", "_img_width"])
         tracks = pd.concat(tables, ignore_index=True)
         return self._add_fov_columns(tracks, pd.DataFrame(fov_meta))
@@ -173,7 +241,7 @@ class MultiExperimentIndex:
             tracks["t"].to_numpy(dtype=float) * interval_hours[fov]
         )
         columns["fluorescence_channel"] = fov_meta["fluorescence_channel"].to_numpy(dtype=object)[fov]
-        columns["position"] = _object_array(self.positions)[fov]
+        columns["position_idx"] = fov.astype(np.int64)
         columns["_img_height"] = fov_meta["_img_height"].to_numpy()[fov]
         columns["_img_width"] = fov_meta["_img_width"].to_numpy()[fov]
         return pd.DataFrame(columns, copy=False)
@@ -248,36 +316,59 @@ class MultiExperimentIndex:
             tracks = tracks.loc[inside].reset_index(drop=True)
         tracks["y_clamp"] = np.clip(y[inside], y_half, height[inside] - y_half)
         tracks["x_clamp"] = np.clip(x[inside], x_half, width[inside] - x_half)
+        y0 = tracks["y_clamp"].to_numpy(dtype=float).astype(np.int64) - y_half
+        x0 = tracks["x_clamp"].to_numpy(dtype=float).astype(np.int64) - x_half
+        self.patch_origins = np.stack(
+            [
+                np.clip(y0, 0, height[inside].astype(np.int64) - self.yx_patch_size[0]),
+                np.clip(x0, 0, width[inside].astype(np.int64) - self.yx_patch_size[1]),
+            ],
+            axis=1,
+        )
         return tracks
 
     # ------------------------------------------------------------------ anchors
-    def _compute_valid_anchors(self, tau_range_hours: tuple[float, float]) -> pd.DataFrame:
+    def _lineage_lookup(self) -> LineageLookup:
+        """The ``(lineage, t)`` keys of ``tracks``, with room for every experiment's tau offsets."""
+        lineage, _ = pd.factorize(self.tracks["lineage_id"])
+        t = self.tracks["t"].to_numpy(dtype=np.int64)
+        max_shift = max((abs(v) for pair in self.tau_frames.values() for v in pair), default=0)
+        stride = (int(t.max()) if len(t) else 0) + max_shift + 1
+        return LineageLookup(lineage, t, stride)
+
+    def row_tau_frames(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(tau_min, tau_max)`` in frames of the experiment of each row of ``tracks``."""
+        experiments = self.tracks["experiment"].to_numpy(dtype=object)[rows]
+        codes, names = pd.factorize(experiments)
+        frames = np.array([self.tau_frames[name] for name in names], dtype=np.int64).reshape(-1, 2)
+        return frames[codes, 0], frames[codes, 1]
+
+    def _compute_anchor_rows(self) -> np.ndarray:
         """Rows with a same-lineage observation ``tau`` frames later, for a non-zero tau in range."""
-        tracks = self.tracks
-        if tracks.empty:
-            return tracks.copy()
-        exp_names = tracks["experiment"].to_numpy(dtype=object)
-        exp_codes, exp_uniques = pd.factorize(exp_names)
-        frames = np.array([self.registry.tau_range_frames(name, tau_range_hours) for name in exp_uniques])
-        tau_min, tau_max = frames[exp_codes, 0], frames[exp_codes, 1]
-        lineage, _ = pd.factorize(tracks["lineage_id"])
-        t = tracks["t"].to_numpy(dtype=np.int64)
-        max_shift = int(np.abs(frames).max())
-        stride = int(t.max()) + max_shift + 1
-        keys = lineage.astype(np.int64) * stride + t
-        known = np.sort(keys)
-        valid = np.zeros(len(tracks), dtype=bool)
-        for tau in range(int(frames[:, 0].min()), int(frames[:, 1].max()) + 1):
+        if self.tracks.empty:
+            return np.zeros(0, dtype=np.int64)
+        tau_min, tau_max = self.row_tau_frames(np.arange(len(self.tracks)))
+        t = self.tracks["t"].to_numpy(dtype=np.int64)
+        keys = self.lineage.keys
+        valid = np.zeros(len(self.tracks), dtype=bool)
+        for tau in range(int(tau_min.min()), int(tau_max.max()) + 1):
             if tau == 0:
                 continue
-            candidate = (tau_min <= tau) & (tau <= tau_max) & ~valid & (t + tau >= 0)
-            target = keys[candidate] + tau
-            where = np.searchsorted(known, target).clip(max=len(known) - 1)
-            hit = np.flatnonzero(candidate)[known[where] == target]
-            valid[hit] = True
-        anchors = tracks.take(np.flatnonzero(valid))
-        anchors.index = pd.RangeIndex(len(anchors))
-        return anchors
+            candidate = np.flatnonzero((tau_min <= tau) & (tau <= tau_max) & ~valid & (t + tau >= 0))
+            valid[candidate[self.lineage.contains(keys[candidate] + tau)]] = True
+        return np.flatnonzero(valid)
+
+    def experiments_without_anchors(self) -> list[str]:
+        """Experiments of the registry that have no valid anchor.
+
+        With ``include_fovs`` (a validation split by FOV, which need not touch every experiment) an
+        empty list unless no experiment has any anchor.
+        """
+        names = [exp.name for exp in self.registry.experiments]
+        if self.include_fovs is not None:
+            return [] if len(self.valid_anchors) else names
+        present = set(self.valid_anchors["experiment"])
+        return [name for name in names if name not in present]
 
     # ------------------------------------------------------------------ views
     @property

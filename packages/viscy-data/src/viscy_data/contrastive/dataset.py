@@ -4,7 +4,8 @@
 ``MultiExperimentIndex.valid_anchors`` it draws a time offset tau (in frames, biased toward short
 offsets) and picks an observation of the same lineage — the same cell, or a daughter after a
 division — at ``t + tau``; anchors and positives are read in one tensorstore call. NT-Xent uses the
-other cells of the batch as negatives, so no negatives are read.
+other cells of the batch as negatives, so no negatives are read. The tau range in frames, the
+lineage/time lookup, the positions and the patch origins are the index's: nothing is recomputed here.
 """
 
 from __future__ import annotations
@@ -35,13 +36,8 @@ def generic_channel_names(n_channels: int) -> list[str]:
     return [f"ch_{i}" for i in range(n_channels)]
 
 
-def _position_keys(frame: pd.DataFrame) -> pd.MultiIndex:
-    """``(experiment, fov_name)`` of every row: FOV names repeat across plates, so both identify a position."""
-    return pd.MultiIndex.from_arrays([frame["experiment"].astype(str), frame["fov_name"].astype(str)])
-
-
 # columns of the cell index that locate a patch or repeat another column: not carried by the fit-mode index
-_UNCARRIED_COLUMNS = ("position", "lineage_id", "y_clamp", "x_clamp", "well_name", "fluorescence_channel")
+_UNCARRIED_COLUMNS = ("position_idx", "lineage_id", "y_clamp", "x_clamp", "well_name", "fluorescence_channel")
 
 
 def _batch_index(anchors: pd.DataFrame, rows: np.ndarray) -> dict[str, Tensor | list]:
@@ -56,19 +52,6 @@ def _batch_index(anchors: pd.DataFrame, rows: np.ndarray) -> dict[str, Tensor | 
     return index
 
 
-class _PatchTable:
-    """Per-row arrays of a tracks table needed to read patches: position, time, patch origin."""
-
-    def __init__(self, frame: pd.DataFrame, positions: pd.MultiIndex, shapes: np.ndarray, yx_patch_size) -> None:
-        self.position = positions.get_indexer(_position_keys(frame))
-        self.t = frame["t"].to_numpy(dtype=np.int64)
-        height, width = shapes[self.position, 3], shapes[self.position, 4]
-        y0 = frame["y_clamp"].to_numpy(dtype=float).astype(np.int64) - yx_patch_size[0] // 2
-        x0 = frame["x_clamp"].to_numpy(dtype=float).astype(np.int64) - yx_patch_size[1] // 2
-        self.y0 = np.clip(y0, 0, height - yx_patch_size[0])
-        self.x0 = np.clip(x0, 0, width - yx_patch_size[1])
-
-
 class MultiExperimentTripletDataset(Dataset):
     """Batched anchor and positive patches drawn from a ``MultiExperimentIndex``.
 
@@ -80,7 +63,8 @@ class MultiExperimentTripletDataset(Dataset):
         Return anchors and positives over ``index.valid_anchors`` (True), or anchors with their
         ``index`` records over every observation of ``index.tracks`` for prediction (False).
     tau_range_hours : tuple[float, float]
-        Range of anchor-positive time offsets in hours (converted per experiment to frames).
+        Range of anchor-positive time offsets in hours; in fit mode it must be the index's
+        ``tau_range_hours`` (the index converts it to frames and selects the anchors with it).
     tau_decay_rate : float
         Exponential bias of tau toward the lower bound (0 = uniform).
     return_negative : bool
@@ -97,6 +81,13 @@ class MultiExperimentTripletDataset(Dataset):
     fov_norm_meta : dict[tuple[str, str], dict | None]
         Normalization metadata of every ``(experiment, fov_name)``, keyed by ``ch_i`` (None where the
         FOV has none).
+
+    Raises
+    ------
+    ValueError
+        In fit mode, if an experiment of the index has no valid anchor (see
+        ``MultiExperimentIndex.experiments_without_anchors``) or ``tau_range_hours`` differs from the
+        index's; in predict mode, if the index has no tracked cell.
 
     Notes
     -----
@@ -125,32 +116,43 @@ class MultiExperimentTripletDataset(Dataset):
         self.cache_pool_bytes = cache_pool_bytes
         self.seed = seed
         self.anchors = index.valid_anchors if fit else index.tracks
-        if len(self.anchors) == 0:
-            what = "valid anchors" if fit else "tracked cells"
-            raise ValueError(f"MultiExperimentTripletDataset: the index has no {what}.\n{index.summary()}")
+        self._check_anchors()
         registry = index.registry
         tracks = index.tracks
-        codes, uniques = pd.factorize(_position_keys(tracks))
-        first_rows = np.unique(codes, return_index=True)[1]
-        positions = tracks["position"].to_numpy()[first_rows].tolist()
-        self.arrays = PositionArrays(positions, "0", cache_pool_bytes, owner="MultiExperimentTripletDataset")
-        shapes = np.array(self.arrays.shapes)
-        self._tracks_table = _PatchTable(tracks, uniques, shapes, index.yx_patch_size)
-        self._anchor_table = _PatchTable(self.anchors, uniques, shapes, index.yx_patch_size)
-        experiments = tracks["experiment"].to_numpy()[first_rows]
+        self.arrays = PositionArrays(index.positions, "0", cache_pool_bytes, owner="MultiExperimentTripletDataset")
+        self._position = tracks["position_idx"].to_numpy(dtype=np.int64)
+        self._t = tracks["t"].to_numpy(dtype=np.int64)
+        self._anchor_rows = index.anchor_rows if fit else np.arange(len(tracks))
+        experiments = [experiment for experiment, _ in index.position_keys]
         self._position_channels = [list(registry.channel_maps[e].values()) for e in experiments]
         names = generic_channel_names(registry.num_source_channels)
-        position_metas = [
+        self._position_norm_meta = [
             self._generic_norm_meta(position, registry.get_experiment(e).source_channel, names)
-            for position, e in zip(positions, experiments, strict=True)
+            for position, e in zip(index.positions, experiments, strict=True)
         ]
-        fov_names = tracks["fov_name"].to_numpy()[first_rows]
-        self.fov_norm_meta = {
-            (str(e), str(fov)): meta for e, fov, meta in zip(experiments, fov_names, position_metas, strict=True)
-        }
-        self._position_norm_meta = position_metas
+        self.fov_norm_meta = dict(zip(index.position_keys, self._position_norm_meta, strict=True))
         if fit:
-            self._build_lineage_lookup()
+            exp_codes, exp_names = pd.factorize(self.anchors["experiment"])
+            self._anchor_experiment = exp_codes
+            self._tau_frames = [index.tau_frames[e] for e in exp_names]
+
+    def _check_anchors(self) -> None:
+        index = self.index
+        if not self.fit:
+            if len(self.anchors) == 0:
+                raise ValueError(f"MultiExperimentTripletDataset: the index has no tracked cells.\n{index.summary()}")
+            return
+        if self.tau_range_hours != index.tau_range_hours:
+            raise ValueError(
+                f"MultiExperimentTripletDataset: tau_range_hours={self.tau_range_hours} differs from the index's "
+                f"tau_range_hours={index.tau_range_hours}, which selected the anchors; pass the same range."
+            )
+        empty = index.experiments_without_anchors()
+        if empty:
+            raise ValueError(
+                f"Experiments {empty} have no valid anchors (no same-lineage observation within "
+                f"tau_range={index.tau_range_hours} hours, or no tracks after well/FOV filters).\n{index.summary()}"
+            )
 
     @staticmethod
     def _generic_norm_meta(position, source_channel: list[str], names: list[str]) -> dict | None:
@@ -158,25 +160,6 @@ class MultiExperimentTripletDataset(Dataset):
         if meta is None:
             return None
         return {name: meta[channel] for name, channel in zip(names, source_channel, strict=True) if channel in meta}
-
-    def _build_lineage_lookup(self) -> None:
-        """Sorted ``(lineage, t)`` keys of every observation, and each anchor's key and tau range."""
-        tracks = self.index.tracks
-        lineage_codes, lineages = pd.factorize(tracks["lineage_id"])
-        t = tracks["t"].to_numpy(dtype=np.int64)
-        experiments = list(dict.fromkeys(tracks["experiment"]))
-        frames = {e: self.index.registry.tau_range_frames(e, self.tau_range_hours) for e in experiments}
-        max_shift = max(abs(v) for pair in frames.values() for v in pair)
-        self._stride = int(t.max()) + max_shift + 1
-        keys = lineage_codes.astype(np.int64) * self._stride + t
-        self._sorted_rows = np.argsort(keys, kind="stable")
-        self._sorted_keys = keys[self._sorted_rows]
-        anchor_lineage = lineages.get_indexer(self.anchors["lineage_id"])
-        self._anchor_t = self.anchors["t"].to_numpy(dtype=np.int64)
-        self._anchor_keys = anchor_lineage.astype(np.int64) * self._stride + self._anchor_t
-        exp_codes, exp_names = pd.factorize(self.anchors["experiment"])
-        self._anchor_experiment = exp_codes
-        self._tau_frames = [frames[e] for e in exp_names]
 
     def __len__(self) -> int:
         return len(self.anchors)
@@ -200,13 +183,6 @@ class MultiExperimentTripletDataset(Dataset):
                 taus[members] = rng.choice(candidates, size=int(members.sum()), p=weights)
         return taus, tau_min, tau_max
 
-    def _pick(self, keys: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """A uniformly chosen observation row per key, or -1 where no observation has that key."""
-        low = np.searchsorted(self._sorted_keys, keys, side="left")
-        high = np.searchsorted(self._sorted_keys, keys, side="right")
-        chosen = low + (rng.random(len(keys)) * (high - low)).astype(np.int64)
-        return np.where(high > low, self._sorted_rows[np.minimum(chosen, len(self._sorted_rows) - 1)], -1)
-
     def _sample_positives(self, anchors: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Rows of ``index.tracks`` of the same lineage ``tau`` frames after each anchor.
 
@@ -214,13 +190,15 @@ class MultiExperimentTripletDataset(Dataset):
         daughter); otherwise the smallest non-zero tau in range that has one.
         """
         taus, tau_min, tau_max = self._draw_taus(anchors, rng)
-        keys, t = self._anchor_keys[anchors], self._anchor_t[anchors]
-        positives = np.where(t + taus >= 0, self._pick(keys + taus, rng), -1)
+        rows = self._anchor_rows[anchors]
+        lineage = self.index.lineage
+        keys, t = lineage.keys[rows], self._t[rows]
+        positives = np.where(t + taus >= 0, lineage.pick(keys + taus, rng), -1)
         for tau in range(int(tau_min.min()), int(tau_max.max()) + 1):
             missing = np.flatnonzero((positives < 0) & (tau_min <= tau) & (tau <= tau_max) & (t + tau >= 0))
             if tau == 0 or len(missing) == 0:
                 continue
-            positives[missing] = self._pick(keys[missing] + tau, rng)
+            positives[missing] = lineage.pick(keys[missing] + tau, rng)
         if np.any(positives < 0):
             bad = self.anchors.iloc[anchors[positives < 0][:5]][["experiment", "global_track_id", "t"]]
             raise ValueError(
@@ -228,8 +206,10 @@ class MultiExperimentTripletDataset(Dataset):
             )
         return positives
 
-    def _read(self, table: _PatchTable, rows: np.ndarray) -> list[tuple[int, tuple]]:
+    def _read(self, rows: np.ndarray) -> list[tuple[int, tuple]]:
+        """Regions of the patches of ``index.tracks`` rows ``rows``, for ``PositionArrays.read``."""
         height, width = self.index.yx_patch_size
+        origins = self.index.patch_origins[rows]
         return [
             (
                 int(p),
@@ -241,12 +221,12 @@ class MultiExperimentTripletDataset(Dataset):
                     slice(int(x), int(x) + width),
                 ),
             )
-            for p, t, y, x in zip(table.position[rows], table.t[rows], table.y0[rows], table.x0[rows], strict=True)
+            for p, t, y, x in zip(self._position[rows], self._t[rows], origins[:, 0], origins[:, 1], strict=True)
         ]
 
-    def _norm_meta_of(self, table: _PatchTable, rows: np.ndarray) -> list[dict | None]:
-        """The normalization metadata of each sample's FOV (None where the FOV has none)."""
-        return [self._position_norm_meta[position] for position in table.position[rows].tolist()]
+    def _norm_meta_of(self, rows: np.ndarray) -> list[dict | None]:
+        """The normalization metadata of the FOV of each ``index.tracks`` row (None where it has none)."""
+        return [self._position_norm_meta[position] for position in self._position[rows].tolist()]
 
     def __getitems__(self, indices: list[int]) -> dict[str, Any]:
         """Read a whole batch.
@@ -268,18 +248,19 @@ class MultiExperimentTripletDataset(Dataset):
             FOV metadata keyed by generic channel name, or None where the FOV has none.
         """
         anchors = np.asarray(indices, dtype=np.int64)
-        regions = self._read(self._anchor_table, anchors)
+        anchor_rows = self._anchor_rows[anchors]
+        regions = self._read(anchor_rows)
         if self.fit:
             positives = self._sample_positives(anchors, self._rng(anchors))
-            regions += self._read(self._tracks_table, positives)
+            regions += self._read(positives)
         patches: Tensor = torch.from_numpy(self.arrays.read(regions))
         batch: dict[str, Any] = {
             "anchor": patches[: len(anchors)],
-            "anchor_norm_meta": self._norm_meta_of(self._anchor_table, anchors),
+            "anchor_norm_meta": self._norm_meta_of(anchor_rows),
         }
         if self.fit:
             batch["positive"] = patches[len(anchors) :]
-            batch["positive_norm_meta"] = self._norm_meta_of(self._tracks_table, positives)
+            batch["positive_norm_meta"] = self._norm_meta_of(positives)
             batch["index"] = _batch_index(self.anchors, anchors)
         else:
             columns = [c for c in INDEX_COLUMNS if c in self.anchors.columns]

@@ -3,16 +3,23 @@
 ``ExperimentConfig`` describes one plate (where it is, which channels to train on, which wells hold
 which condition, how fast it was imaged). ``ExperimentRegistry`` validates a list of them against
 the plates on disk and aligns their training channels **by position**: source position 0 of every
-experiment feeds model channel 0, whatever the channel is called in each plate.
+experiment feeds model channel 0, whatever the channel is called in each plate. Each plate is opened
+once, by the registry, and stays open for the cell index; ``subset`` splits a registry (train /
+validation) without opening or checking the plates again.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from viscy_data.experiment_schema import read_experiments_yaml
+
+if TYPE_CHECKING:
+    from iohub.ngff import Plate
 
 __all__ = ["ExperimentConfig", "ExperimentRegistry"]
 
@@ -62,8 +69,8 @@ class ExperimentConfig:
     moi: float = 0.0
 
 
-def _plate_layout(exp: ExperimentConfig) -> tuple[list[str], list[str]]:
-    """Channel names of the first position and the well names of ``exp``'s plate.
+def _open_plate(exp: ExperimentConfig) -> tuple[Plate, list[str], list[str]]:
+    """``exp``'s plate, opened read-only and left open, with its first position's channels and its wells.
 
     Raises
     ------
@@ -73,11 +80,10 @@ def _plate_layout(exp: ExperimentConfig) -> tuple[list[str], list[str]]:
     from iohub.ngff import open_ome_zarr
 
     try:
-        with open_ome_zarr(exp.data_path, layout="hcs", mode="r") as plate:
-            wells = [name.strip("/") for name, _ in plate.wells()]
-            for _, position in plate.positions():
-                return list(position.channel_names), wells
-            return list(plate.channel_names), wells
+        plate = open_ome_zarr(exp.data_path, layout="hcs", mode="r")
+        wells = [name.strip("/") for name, _ in plate.wells()]
+        first = next(plate.positions(), None)
+        return plate, list(first[1].channel_names if first else plate.channel_names), wells
     except Exception as error:  # iohub/zarr raise many types for a folder that is not a plate
         raise ValueError(
             f"Experiment '{exp.name}': data_path {exp.data_path} cannot be opened as an HCS OME-Zarr plate: "
@@ -104,11 +110,14 @@ class ExperimentRegistry:
         Number of training channels shared by every experiment.
     channel_maps : dict[str, dict[int, int]]
         Per experiment, source position -> channel index in the plate.
+    plates : dict[str, Plate]
+        Per experiment, its plate, opened read-only once during validation and kept open.
     """
 
     experiments: list[ExperimentConfig]
     num_source_channels: int = field(init=False)
     channel_maps: dict[str, dict[int, int]] = field(init=False)
+    plates: dict[str, Plate] = field(init=False, repr=False, compare=False)
     _name_map: dict[str, ExperimentConfig] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -119,8 +128,9 @@ class ExperimentRegistry:
             if exp.name in self._name_map:
                 raise ValueError(f"Duplicate experiment name '{exp.name}': experiment names must be unique.")
             self._name_map[exp.name] = exp
+        self.plates = {}
         for exp in self.experiments:
-            self._validate_experiment(exp)
+            self.plates[exp.name] = self._validate_experiment(exp)
         counts = {exp.name: len(exp.source_channel) for exp in self.experiments}
         if len(set(counts.values())) > 1:
             found = ", ".join(f"'{name}': {n}" for name, n in counts.items())
@@ -134,7 +144,8 @@ class ExperimentRegistry:
         }
 
     @staticmethod
-    def _validate_experiment(exp: ExperimentConfig) -> None:
+    def _validate_experiment(exp: ExperimentConfig) -> Plate:
+        """Check ``exp`` against its plate; return the plate, left open."""
         prefix = f"Experiment '{exp.name}':"
         if exp.interval_minutes <= 0:
             raise ValueError(f"{prefix} interval_minutes must be positive, got {exp.interval_minutes}")
@@ -147,7 +158,7 @@ class ExperimentRegistry:
             )
         if not Path(exp.data_path).exists():
             raise ValueError(f"{prefix} data_path does not exist: {exp.data_path}")
-        zarr_channels, plate_wells = _plate_layout(exp)
+        plate, zarr_channels, plate_wells = _open_plate(exp)
         if zarr_channels != list(exp.channel_names):
             raise ValueError(
                 f"{prefix} channel_names mismatch. Expected (from config): {list(exp.channel_names)}, "
@@ -160,6 +171,30 @@ class ExperimentRegistry:
                 f"{prefix} condition_wells name wells the plate {exp.data_path} does not have: {absent}; "
                 f"plate wells: {plate_wells}"
             )
+        return plate
+
+    def subset(self, names: list[str]) -> ExperimentRegistry:
+        """The registry of the experiments called ``names`` (in registry order), sharing the open plates.
+
+        Nothing is validated or opened again: the experiments were checked when this registry was built.
+
+        Raises
+        ------
+        ValueError
+            If ``names`` selects no experiment, or names one that is not in the registry.
+        """
+        unknown = [name for name in names if name not in self._name_map]
+        if unknown or not names:
+            raise ValueError(
+                f"subset({list(names)}): expected a non-empty list of experiments of the registry "
+                f"{list(self._name_map)}; unknown: {unknown}"
+            )
+        subset = copy.copy(self)
+        subset.experiments = [exp for exp in self.experiments if exp.name in names]
+        subset._name_map = {exp.name: exp for exp in subset.experiments}
+        subset.channel_maps = {exp.name: self.channel_maps[exp.name] for exp in subset.experiments}
+        subset.plates = {exp.name: self.plates[exp.name] for exp in subset.experiments}
+        return subset
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> ExperimentRegistry:
