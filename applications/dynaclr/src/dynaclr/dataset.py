@@ -24,6 +24,7 @@ from viscy_data._reader import DEFAULT_CACHE_POOL_BYTES, PositionArrays, require
 from viscy_data._typing import INDEX_COLUMNS
 from viscy_data._utils import _read_norm_meta
 from viscy_data.cell_index import MultiExperimentIndex
+from viscy_data.patches import PatchReader
 
 __all__ = ["MultiExperimentTripletDataset"]
 
@@ -139,6 +140,7 @@ class MultiExperimentTripletDataset(Dataset):
         self._anchor_table = _PatchTable(self.anchors, uniques, shapes, index.yx_patch_size)
         experiments = tracks["experiment"].to_numpy()[first_rows]
         self._position_channels = [list(registry.channel_maps[e].values()) for e in experiments]
+        self._patches = PatchReader(self.arrays, self._position_channels, index.z_range, index.yx_patch_size)
         names = generic_channel_names(registry.num_source_channels)
         position_metas = [
             self._generic_norm_meta(position, registry.get_experiment(e).source_channel, names)
@@ -228,21 +230,10 @@ class MultiExperimentTripletDataset(Dataset):
             )
         return positives
 
-    def _read(self, table: _PatchTable, rows: np.ndarray) -> list[tuple[int, tuple]]:
-        height, width = self.index.yx_patch_size
-        return [
-            (
-                int(p),
-                (
-                    int(t),
-                    self._position_channels[p],
-                    self.index.z_range,
-                    slice(int(y), int(y) + height),
-                    slice(int(x), int(x) + width),
-                ),
-            )
-            for p, t, y, x in zip(table.position[rows], table.t[rows], table.y0[rows], table.x0[rows], strict=True)
-        ]
+    @staticmethod
+    def _origins(table: _PatchTable, rows: np.ndarray) -> np.ndarray:
+        """``(4, N)`` position index, t, y0 and x0 of the patches of ``rows`` of ``table``."""
+        return np.stack([table.position[rows], table.t[rows], table.y0[rows], table.x0[rows]])
 
     def _norm_meta_of(self, table: _PatchTable, rows: np.ndarray) -> list[dict | None]:
         """The normalization metadata of each sample's FOV (None where the FOV has none)."""
@@ -268,11 +259,11 @@ class MultiExperimentTripletDataset(Dataset):
             FOV metadata keyed by generic channel name, or None where the FOV has none.
         """
         anchors = np.asarray(indices, dtype=np.int64)
-        regions = self._read(self._anchor_table, anchors)
+        origins = self._origins(self._anchor_table, anchors)
         if self.fit:
             positives = self._sample_positives(anchors, self._rng(anchors))
-            regions += self._read(self._tracks_table, positives)
-        patches: Tensor = torch.from_numpy(self.arrays.read(regions))
+            origins = np.concatenate([origins, self._origins(self._tracks_table, positives)], axis=1)
+        patches: Tensor = self._patches.read(*origins)
         batch: dict[str, Any] = {
             "anchor": patches[: len(anchors)],
             "anchor_norm_meta": self._norm_meta_of(self._anchor_table, anchors),
