@@ -138,3 +138,14 @@ def test_stack_norm_meta_lists_stacks_lists_only():
     assert stacked["negative_norm_meta"]["Phase3D"]["fov_statistics"]["mean"].tolist() == MEANS[::-1]
     with_missing = stack_norm_meta_lists({"anchor_norm_meta": [_meta(1.0), None]})
     assert with_missing["anchor_norm_meta"] is None
+
+
+@pytest.mark.gpu
+def test_runs_on_the_batch_device_and_repeats_for_a_seed():
+    from lightning.fabric.utilities.apply_func import move_data_to_device
+
+    batch = move_data_to_device(stack_norm_meta_lists(_batch()), torch.device("cuda"))
+    first, second = (_random_step()(copy.deepcopy(batch), seed=5) for _ in range(2))
+    for key in ("anchor", "positive", "negative"):
+        assert first[key].device.type == "cuda" and first[key].shape == (B, 2, *ROI)
+        assert torch.equal(first[key], second[key]), key
