@@ -296,8 +296,9 @@ def test_every_parameter_reaches_its_consumer(two_experiment_plates):
     assert dataset.index.z_range == slice(0, 2) and dataset.index.yx_patch_size == (16, 16)
     assert (dataset.tau_range_hours, dataset.tau_decay_rate) == ((0.5, 1.0), 0.5)
     assert (dataset.cache_pool_bytes, dataset.seed) == (1 << 20, 7)
-    assert dm._augmentation_transform.transforms[:2] == (normalize, augment)
-    assert dm._no_augmentation_transform.transforms[0] is normalize
+    assert dm._batch_transform.augmented.transforms[:2] == (normalize, augment)
+    assert dm._batch_transform.plain.transforms[0] is normalize
+    assert dm._batch_transform.channel_dropout is dm.channel_dropout
     loader = dm.train_dataloader()
     assert loader.num_workers == 2
     sampler = loader.batch_sampler

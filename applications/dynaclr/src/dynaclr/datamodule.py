@@ -18,24 +18,22 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
-import torch
 import torch.distributed as dist
 from lightning.pytorch import LightningDataModule
 from monai.data import ThreadDataLoader, set_track_meta
-from monai.transforms import Compose, MapTransform
+from monai.transforms import MapTransform
 from torch import Tensor
 
 from dynaclr._datamodule_checks import check_patch_arguments, check_sampling_arguments
-from viscy_data.batch_transforms import identity_collate, transform_channel_wise
+from viscy_data.batch_transforms import IMAGE_KEYS, TripletBatchTransform, identity_collate, stack_norm_meta_lists
 from viscy_data.channel_dropout import ChannelDropout
 from viscy_data.contrastive.cell_index import MultiExperimentIndex
 from viscy_data.contrastive.dataset import MultiExperimentTripletDataset, generic_channel_names
 from viscy_data.contrastive.experiment import ExperimentRegistry
 from viscy_data.io import DEFAULT_CACHE_POOL_BYTES
-from viscy_data.nonfinite import NonFinitePolicy, apply_nonfinite_policy, check_nonfinite_policy
-from viscy_data.normalization import check_norm_meta, stack_norm_meta
+from viscy_data.nonfinite import NonFinitePolicy, check_nonfinite_policy
+from viscy_data.normalization import check_norm_meta
 from viscy_data.sampler import FlexibleBatchSampler
-from viscy_transforms import BatchedCenterSpatialCropd
 
 __all__ = ["MultiExperimentDataModule"]
 
@@ -235,9 +233,15 @@ temporal_global_fraction, experiment_weights, condition_ratio
     def _build_transforms(self, num_channels: int) -> None:
         self._channel_names = generic_channel_names(num_channels)
         roi = (self.z_range.stop - self.z_range.start, *self.final_yx_patch_size)
-        crop = BatchedCenterSpatialCropd(keys=self._channel_names, roi_size=roi)
-        self._augmentation_transform = Compose([*self.normalizations, *self.augmentations, crop])
-        self._no_augmentation_transform = Compose([*self.normalizations, crop])
+        self._batch_transform = TripletBatchTransform(
+            self._channel_names,
+            self.normalizations,
+            self.augmentations,
+            roi,
+            nonfinite=self.nonfinite,
+            owner=type(self).__name__,
+            channel_dropout=self.channel_dropout,
+        )
 
     def setup(self, stage: str | None = None) -> None:
         """Build the datasets: train/val for ``"fit"``/``"validate"``/None, every experiment for ``"predict"``."""
@@ -351,11 +355,7 @@ temporal_global_fraction, experiment_weights, condition_ratio
 
     def on_before_batch_transfer(self, batch: dict | Tensor, dataloader_idx: int) -> dict | Tensor:
         """Stack the per-sample ``*_norm_meta`` lists into ``(B,)`` tensors on the host (few device copies)."""
-        if isinstance(batch, dict):
-            for key in ("anchor", "positive", "negative"):
-                if isinstance(batch.get(f"{key}_norm_meta"), list):
-                    batch[f"{key}_norm_meta"] = stack_norm_meta(batch[f"{key}_norm_meta"])
-        return batch
+        return stack_norm_meta_lists(batch) if isinstance(batch, dict) else batch
 
     def on_after_batch_transfer(self, batch: dict | Tensor, dataloader_idx: int) -> dict | Tensor:
         """Check non-finite pixels, normalise, augment (training only), crop, drop channels (training only).
@@ -366,27 +366,8 @@ temporal_global_fraction, experiment_weights, condition_ratio
         and ``channel_dropout`` keeps the train/eval state set by the user (``dm.channel_dropout.eval()``
         turns it off).
         """
-        if isinstance(batch, Tensor):
-            return batch
-        apply_nonfinite_policy(batch, ("anchor", "positive", "negative"), self.nonfinite, type(self).__name__)
         training = self.trainer is None or self.trainer.training
-        transform = self._augmentation_transform if training else self._no_augmentation_transform
-        dropout_generator = None
-        batch_seed = self._training_batch_seed() if training else None
-        if batch_seed is not None:
-            transform.set_random_state(seed=batch_seed)
-            device = next(value.device for value in batch.values() if isinstance(value, Tensor))
-            dropout_generator = torch.Generator(device=device).manual_seed(batch_seed)
-        for key in ("anchor", "positive", "negative"):
-            if key not in batch:
-                continue
-            norm_meta = batch.pop(f"{key}_norm_meta", None)
-            if isinstance(norm_meta, list):
-                norm_meta = stack_norm_meta(norm_meta)
-            batch[key] = transform_channel_wise(transform, self._channel_names, batch[key], norm_meta)
         if self.trainer is not None:
             self.channel_dropout.train(self.trainer.training)
-        for key in ("anchor", "positive"):
-            if key in batch:
-                batch[key] = self.channel_dropout(batch[key], generator=dropout_generator)
-        return batch
+        seed = self._training_batch_seed() if training else None
+        return self._batch_transform(batch, augment=IMAGE_KEYS if training else (), seed=seed)

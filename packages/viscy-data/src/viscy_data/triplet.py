@@ -1,8 +1,10 @@
 """Triplet (anchor, positive, negative) cell patches from tracked OME-Zarr plates, for contrastive learning.
 
-Patches are read a whole batch at a time (one tensorstore call per batch, ``__getitems__``) by a
-thread-based loader; normalizations and augmentations run batched on the device in
-``on_after_batch_transfer``.
+Patches are read a whole batch at a time (one tensorstore call per batch, ``__getitems__``, with
+:class:`viscy_data.patches.PatchReader`) by a thread-based loader; normalizations and augmentations
+run batched on the device in ``on_after_batch_transfer``
+(:class:`viscy_data.batch_transforms.TripletBatchTransform`). DynaCLR's multi-experiment data module
+shares both.
 """
 
 from __future__ import annotations
@@ -15,16 +17,17 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
-from iohub.ngff import Position
+from iohub.ngff import Position, open_ome_zarr
+from lightning.pytorch import LightningDataModule
 from monai.data import ThreadDataLoader, set_track_meta
-from monai.transforms import Compose, MapTransform
+from monai.transforms import MapTransform
 from torch import Tensor
 from torch.utils.data import Dataset
 
 from viscy_data._typing import INDEX_COLUMNS, TripletSample
-from viscy_data._utils import BatchedCenterSpatialCropd, _read_norm_meta, _transform_channel_wise
+from viscy_data._utils import _ensure_channel_list
+from viscy_data.batch_transforms import IMAGE_KEYS, TripletBatchTransform
 from viscy_data.batch_transforms import identity_collate as _identity
-from viscy_data.hcs import HCSDataModule
 from viscy_data.io import (
     DEFAULT_CACHE_POOL_BYTES,
     PositionArrays,
@@ -33,10 +36,12 @@ from viscy_data.io import (
     require,
     store_path,
 )
-from viscy_data.nonfinite import NonFinitePolicy, apply_nonfinite_policy, check_nonfinite_policy
+from viscy_data.nonfinite import NonFinitePolicy, check_nonfinite_policy
 from viscy_data.normalization import check_norm_meta as _check_norm_meta
 from viscy_data.normalization import index_norm_meta as _index_norm_meta
+from viscy_data.normalization import read_norm_meta as _read_norm_meta
 from viscy_data.normalization import stack_norm_meta as _stack_norm_meta
+from viscy_data.patches import PatchReader
 from viscy_data.select import _filter_fovs, _filter_wells
 
 _INSTALL = "pip install 'viscy-data[triplet]'"
@@ -119,6 +124,7 @@ class TripletDataset(Dataset):
         self.channel_indices = channel_indices(positions, self.channel_names)
         self.yx_patch_size = tuple(initial_yx_patch_size)
         self.z_range = z_range
+        self._patches = PatchReader(self.arrays, [self.channel_indices] * len(positions), z_range, self.yx_patch_size)
         self.fit = fit
         self.predict_cells = predict_cells
         self.include_fov_names = include_fov_names or []
@@ -236,25 +242,8 @@ class TripletDataset(Dataset):
 
     def _read_patches(self, rows: np.ndarray) -> Tensor:
         """Read the patches centred on ``rows`` of ``tracks`` in one batched call: ``(N, C, Z, Y, X)``."""
-        fov_index = self.tracks["fov_index"].to_numpy()[rows]
-        t = self.tracks["t"].to_numpy()[rows]
-        y0 = self.tracks["y"].to_numpy()[rows] - self.yx_patch_size[0] // 2
-        x0 = self.tracks["x"].to_numpy()[rows] - self.yx_patch_size[1] // 2
-        height, width = self.yx_patch_size
-        regions = [
-            (
-                int(f),
-                (
-                    int(ti),
-                    self.channel_indices,
-                    self.z_range,
-                    slice(int(y), int(y) + height),
-                    slice(int(x), int(x) + width),
-                ),
-            )
-            for f, ti, y, x in zip(fov_index, t, y0, x0, strict=True)
-        ]
-        return torch.from_numpy(self.arrays.read(regions))
+        fov_index, t, y, x = (self.tracks[name].to_numpy()[rows] for name in ("fov_index", "t", "y", "x"))
+        return self._patches.read(fov_index, t, y - self.yx_patch_size[0] // 2, x - self.yx_patch_size[1] // 2)
 
     def _norm_meta_of(self, rows: np.ndarray) -> dict | None:
         """Per-sample normalization metadata of ``rows`` (leaves of shape ``(N,)``), or None."""
@@ -292,7 +281,7 @@ class TripletDataset(Dataset):
         return batch
 
 
-class TripletDataModule(HCSDataModule):
+class TripletDataModule(LightningDataModule):
     """Lightning DataModule of cell triplets from an HCS plate and per-FOV tracks CSVs.
 
     Parameters
@@ -366,39 +355,31 @@ class TripletDataModule(HCSDataModule):
         cache_pool_bytes: int = DEFAULT_CACHE_POOL_BYTES,
         nonfinite: NonFinitePolicy = "raise",
     ) -> None:
+        super().__init__()
         require("pandas", "TripletDataModule", _INSTALL)
         require("tensorstore", "TripletDataModule", _INSTALL)
         check_nonfinite_policy(nonfinite, type(self).__name__)
         if num_workers > 1:
             warnings.warn("Using more than 1 thread worker will likely degrade performance.", stacklevel=2)
-        z_window_size = z_window_size or (z_range[1] - z_range[0])
-        super().__init__(
-            data_path=data_path,
-            source_channel=source_channel,
-            target_channel=[],
-            z_window_size=z_window_size,
-            split_ratio=split_ratio,
-            batch_size=batch_size,
-            num_workers=num_workers,
-            target_2d=False,
-            yx_patch_size=final_yx_patch_size,
-            normalizations=normalizations,
-            augmentations=augmentations,
-            caching=caching,
-            persistent_workers=persistent_workers,
-            prefetch_factor=prefetch_factor,
-            pin_memory=pin_memory,
-        )
         if any(f > i for f, i in zip(final_yx_patch_size, initial_yx_patch_size, strict=True)):
             raise ValueError(
                 f"final_yx_patch_size {tuple(final_yx_patch_size)} exceeds initial_yx_patch_size "
                 f"{tuple(initial_yx_patch_size)}."
             )
-        self.z_range = slice(*z_range)
+        self.data_path = Path(data_path)
         self.tracks_path = Path(tracks_path)
+        self.source_channel = _ensure_channel_list(source_channel)
+        self.z_range = slice(*z_range)
+        self.z_window_size = z_window_size or (z_range[1] - z_range[0])
         self.initial_yx_patch_size = tuple(initial_yx_patch_size)
         self.final_yx_patch_size = tuple(final_yx_patch_size)
+        self.split_ratio = split_ratio
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.normalizations = list(normalizations)
+        self.augmentations = list(augmentations)
         self.augment_validation = augment_validation
+        self.caching = caching
         self._include_wells = fit_include_wells
         self._exclude_fovs = fit_exclude_fovs
         self.predict_cells = predict_cells
@@ -406,13 +387,15 @@ class TripletDataModule(HCSDataModule):
         self.include_track_ids = include_track_ids
         self.time_interval = time_interval
         self.return_negative = return_negative
+        self.persistent_workers = persistent_workers
+        self.prefetch_factor = prefetch_factor
+        self.pin_memory = pin_memory
         self._cache_pool_bytes = cache_pool_bytes
         self.nonfinite = nonfinite
-        final_crop = BatchedCenterSpatialCropd(
-            keys=self.source_channel, roi_size=(self.z_window_size, *self.final_yx_patch_size)
+        roi_size = (self.z_window_size, *self.final_yx_patch_size)
+        self._batch_transform = TripletBatchTransform(
+            self.source_channel, self.normalizations, self.augmentations, roi_size, nonfinite, type(self).__name__
         )
-        self._augmentation_transform = Compose(self.normalizations + self.augmentations + [final_crop])
-        self._no_augmentation_transform = Compose(self.normalizations + [final_crop])
 
     @property
     def _base_dataset_settings(self) -> dict[str, Any]:
@@ -437,9 +420,21 @@ class TripletDataModule(HCSDataModule):
         except (TypeError, ValueError) as error:
             raise ValueError(f"Tracks table '{csv_paths[0]}' has non-integer values: {error}") from error
 
+    def setup(self, stage: str) -> None:
+        """Build the datasets of a stage: train and validation for ``fit``/``validate``, or ``predict``."""
+        if stage == "predict":
+            self._setup_predict()
+        elif stage in ("fit", "validate"):
+            self._setup_fit()
+        else:
+            unsupported = "Self-supervised model does not support testing" if stage == "test" else f"{stage} stage"
+            raise NotImplementedError(unsupported)
+
     def _align_tracks_tables_with_positions(self) -> tuple[list[Position], list[pd.DataFrame]]:
         """Filtered FOVs of the plate and their tracks tables, in the same order."""
-        plate = self._open_plate(self.data_path)
+        if not self.data_path.exists():
+            raise FileNotFoundError(f"OME-Zarr store not found: {self.data_path}")
+        plate = open_ome_zarr(self.data_path, mode="r", layout="hcs")
         positions = [
             fov for well in _filter_wells(plate, self._include_wells) for fov in _filter_fovs(well, self._exclude_fovs)
         ]
@@ -472,8 +467,6 @@ class TripletDataModule(HCSDataModule):
 
     def _setup_predict(self) -> None:
         set_track_meta(True)
-        if self.caching:
-            _logger.warning("Caching is ignored in predict stage.")
         positions, tables = self._align_tracks_tables_with_positions()
         self.predict_dataset = TripletDataset(
             positions,
@@ -485,9 +478,6 @@ class TripletDataModule(HCSDataModule):
             initial_yx_patch_size=self.initial_yx_patch_size,
             **self._base_dataset_settings,
         )
-
-    def _setup_test(self) -> None:
-        raise NotImplementedError("Self-supervised model does not support testing")
 
     def _loader(self, dataset: Dataset, shuffle: bool) -> ThreadDataLoader:
         return ThreadDataLoader(
@@ -512,30 +502,18 @@ class TripletDataModule(HCSDataModule):
     def predict_dataloader(self) -> ThreadDataLoader:
         return self._loader(self.predict_dataset, shuffle=False)
 
-    def _find_transform(self, key: str) -> Compose:
-        """Transform of a batch key: no augmentation when predicting, for un-augmented validation, or for
-        the anchor when positives are the same cell."""
+    def _augmented_keys(self) -> tuple[str, ...]:
+        """Batch keys to augment: none when predicting or for un-augmented validation, and not the
+        anchor when positives are the same cell."""
         if self.trainer is not None:
             if self.trainer.predicting:
-                return self._no_augmentation_transform
+                return ()
             if self.trainer.validating and not self.augment_validation:
-                return self._no_augmentation_transform
-        if key == "anchor" and self.time_interval in ("any", 0):
-            return self._no_augmentation_transform
-        return self._augmentation_transform
+                return ()
+        if self.time_interval in ("any", 0):
+            return tuple(key for key in IMAGE_KEYS if key != "anchor")
+        return IMAGE_KEYS
 
     def on_after_batch_transfer(self, batch: TripletSample | Tensor, dataloader_idx: int) -> TripletSample | Tensor:
         """Check non-finite pixels, then normalise, augment and crop each patch of the batch on its device."""
-        if isinstance(batch, Tensor):
-            return batch
-        apply_nonfinite_policy(batch, ("anchor", "positive", "negative"), self.nonfinite, type(self).__name__)
-        for key in ("anchor", "positive", "negative"):
-            if key in batch:
-                batch[key] = _transform_channel_wise(
-                    transform=self._find_transform(key),
-                    channel_names=self.source_channel,
-                    patch=batch[key],
-                    norm_meta=batch.get(f"{key}_norm_meta"),
-                )
-                batch.pop(f"{key}_norm_meta", None)
-        return batch
+        return self._batch_transform(batch, augment=self._augmented_keys())

@@ -25,6 +25,7 @@ from viscy_data.contrastive.cell_index import MultiExperimentIndex
 from viscy_data.contrastive.tau_sampling import tau_distribution
 from viscy_data.io import DEFAULT_CACHE_POOL_BYTES, PositionArrays, require
 from viscy_data.normalization import read_norm_meta
+from viscy_data.patches import PatchReader
 
 __all__ = ["MultiExperimentTripletDataset"]
 
@@ -125,6 +126,7 @@ class MultiExperimentTripletDataset(Dataset):
         self._anchor_rows = index.anchor_rows if fit else np.arange(len(tracks))
         experiments = [experiment for experiment, _ in index.position_keys]
         self._position_channels = [list(registry.channel_maps[e].values()) for e in experiments]
+        self._patches = PatchReader(self.arrays, self._position_channels, index.z_range, index.yx_patch_size)
         names = generic_channel_names(registry.num_source_channels)
         self._position_norm_meta = [
             self._generic_norm_meta(position, registry.get_experiment(e).source_channel, names)
@@ -206,23 +208,10 @@ class MultiExperimentTripletDataset(Dataset):
             )
         return positives
 
-    def _read(self, rows: np.ndarray) -> list[tuple[int, tuple]]:
-        """Regions of the patches of ``index.tracks`` rows ``rows``, for ``PositionArrays.read``."""
-        height, width = self.index.yx_patch_size
+    def _origins(self, rows: np.ndarray) -> np.ndarray:
+        """``(4, N)`` position index, t, y0 and x0 of the patches of ``index.tracks`` rows ``rows``."""
         origins = self.index.patch_origins[rows]
-        return [
-            (
-                int(p),
-                (
-                    int(t),
-                    self._position_channels[p],
-                    self.index.z_range,
-                    slice(int(y), int(y) + height),
-                    slice(int(x), int(x) + width),
-                ),
-            )
-            for p, t, y, x in zip(self._position[rows], self._t[rows], origins[:, 0], origins[:, 1], strict=True)
-        ]
+        return np.stack([self._position[rows], self._t[rows], origins[:, 0], origins[:, 1]])
 
     def _norm_meta_of(self, rows: np.ndarray) -> list[dict | None]:
         """The normalization metadata of the FOV of each ``index.tracks`` row (None where it has none)."""
@@ -249,11 +238,11 @@ class MultiExperimentTripletDataset(Dataset):
         """
         anchors = np.asarray(indices, dtype=np.int64)
         anchor_rows = self._anchor_rows[anchors]
-        regions = self._read(anchor_rows)
+        origins = self._origins(anchor_rows)
         if self.fit:
             positives = self._sample_positives(anchors, self._rng(anchors))
-            regions += self._read(positives)
-        patches: Tensor = torch.from_numpy(self.arrays.read(regions))
+            origins = np.concatenate([origins, self._origins(positives)], axis=1)
+        patches: Tensor = self._patches.read(*origins)
         batch: dict[str, Any] = {
             "anchor": patches[: len(anchors)],
             "anchor_norm_meta": self._norm_meta_of(anchor_rows),
