@@ -83,7 +83,11 @@ def test_positives_share_lineage_within_tau_range(two_experiment_index):
         t, y0, x0 = _decode(batch["positive"][i], anchor["experiment"])
         same_lineage = tracks[(tracks["lineage_id"] == anchor["lineage_id"]) & (tracks["t"] == t)]
         starts = list(
-            zip(same_lineage["y_clamp"].astype(int) - PATCH // 2, same_lineage["x_clamp"].astype(int) - PATCH // 2)
+            zip(
+                same_lineage["y_clamp"].astype(int) - PATCH // 2,
+                same_lineage["x_clamp"].astype(int) - PATCH // 2,
+                strict=True,
+            )
         )
         assert (y0, x0) in starts
         tau_min, tau_max = registry.tau_range_frames(anchor["experiment"], TAU_HOURS)
@@ -189,3 +193,9 @@ def test_reads_are_keyed_by_experiment_and_fov_even_when_names_concatenate_alike
     assert set(index.valid_anchors["experiment"]) == {"x1", "x"}
     np.testing.assert_array_equal(batch["anchor"].amax(dim=(1, 2, 3, 4)).numpy(), expected)
     np.testing.assert_array_equal(batch["positive"].amin(dim=(1, 2, 3, 4)).numpy(), expected)
+
+
+def test_return_negative_is_deprecated_and_reads_no_negatives(two_experiment_index):
+    with pytest.warns(DeprecationWarning, match=r"return_negative=.*in-batch negatives.*TripletDataModule"):
+        dataset = _dataset(two_experiment_index, return_negative=True)
+    assert "negative" not in dataset.__getitems__([0])

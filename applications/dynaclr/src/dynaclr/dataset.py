@@ -10,6 +10,7 @@ other cells of the batch as negatives, so no negatives are read.
 from __future__ import annotations
 
 import logging
+import warnings
 import zlib
 from typing import Any
 
@@ -20,10 +21,11 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from dynaclr.tau_sampling import tau_distribution
-from viscy_data._reader import DEFAULT_CACHE_POOL_BYTES, PositionArrays, require
+from viscy_data._reader import DEFAULT_CACHE_POOL_BYTES, PositionArrays
 from viscy_data._typing import INDEX_COLUMNS
 from viscy_data._utils import _read_norm_meta
 from viscy_data.cell_index import MultiExperimentIndex
+from viscy_data.optional import require
 
 __all__ = ["MultiExperimentTripletDataset"]
 
@@ -83,8 +85,10 @@ class MultiExperimentTripletDataset(Dataset):
         Range of anchor-positive time offsets in hours (converted per experiment to frames).
     tau_decay_rate : float
         Exponential bias of tau toward the lower bound (0 = uniform).
-    return_negative : bool
-        Reserved: NT-Xent uses in-batch negatives, so no negative patches are read.
+    return_negative : bool | None
+        Deprecated and ignored: NT-Xent uses in-batch negatives, so no negative patches are read (explicit
+        negatives come from ``viscy_data.triplet.TripletDataModule(return_negative=True)``); setting it emits
+        a DeprecationWarning.
     cache_pool_bytes : int
         Bound in bytes of the decoded-chunk cache shared by every reader of this process asking
         for the same bound (default 4 GiB; 0 turns it off), see ``viscy_data._reader.shared_context``.
@@ -111,7 +115,7 @@ class MultiExperimentTripletDataset(Dataset):
         fit: bool = True,
         tau_range_hours: tuple[float, float] = (0.5, 2.0),
         tau_decay_rate: float = 2.0,
-        return_negative: bool = False,
+        return_negative: bool | None = None,
         cache_pool_bytes: int = DEFAULT_CACHE_POOL_BYTES,
         seed: int = 0,
     ) -> None:
@@ -121,7 +125,13 @@ class MultiExperimentTripletDataset(Dataset):
         self.fit = fit
         self.tau_range_hours = tuple(tau_range_hours)
         self.tau_decay_rate = tau_decay_rate
-        self.return_negative = return_negative
+        if return_negative is not None:
+            warnings.warn(
+                "MultiExperimentTripletDataset(return_negative=...) is deprecated and ignored: NT-Xent losses use "
+                "in-batch negatives; use viscy_data.triplet.TripletDataModule(return_negative=True) for explicit ones.",
+                DeprecationWarning,
+                stacklevel=2,
+            )
         self.cache_pool_bytes = cache_pool_bytes
         self.seed = seed
         self.anchors = index.valid_anchors if fit else index.tracks

@@ -14,7 +14,7 @@ from viscy_data._typing import SegmentationSample
 
 __all__ = ["SegmentationDataModule", "SegmentationDataset"]
 
-_logger = logging.getLogger("lightning.pytorch")
+_logger = logging.getLogger(__name__)
 
 
 class SegmentationDataset(Dataset):

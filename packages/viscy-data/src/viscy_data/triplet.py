@@ -26,7 +26,6 @@ from viscy_data._reader import (
     PositionArrays,
     channel_indices,
     fov_name,
-    require,
     store_path,
 )
 from viscy_data._typing import INDEX_COLUMNS, TripletSample
@@ -40,6 +39,7 @@ from viscy_data._utils import (
 )
 from viscy_data.hcs import HCSDataModule
 from viscy_data.nonfinite import NonFinitePolicy, apply_nonfinite_policy, check_nonfinite_policy
+from viscy_data.optional import require
 from viscy_data.select import _filter_fovs, _filter_wells
 
 _INSTALL = "pip install 'viscy-data[triplet]'"
@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 
 __all__ = ["TripletDataModule", "TripletDataset"]
 
-_logger = logging.getLogger("lightning.pytorch")
+_logger = logging.getLogger(__name__)
 
 REQUIRED_TRACK_COLUMNS = ["track_id", "t", "y", "x"]
 _OPTIONAL_INDEX_COLUMNS = ("z", "y", "x")
@@ -319,12 +319,13 @@ class TripletDataModule(HCSDataModule):
         Fraction of FOVs used for training.
     batch_size, num_workers : int
         Loader settings (workers are threads; more than 1 rarely helps).
-    normalizations, augmentations : list[MapTransform]
+    normalizations, augmentations : list[MapTransform] | None
         Dictionary transforms applied batched, per channel, on the device.
     augment_validation : bool
         Augment validation batches too.
-    caching : bool
-        Kept for compatibility (triplets always read ``data_path``).
+    caching : bool | None
+        Deprecated and ignored (triplets always read ``data_path``; ``cache_pool_bytes`` sizes their
+        decoded-chunk cache); setting it emits a DeprecationWarning.
     fit_include_wells, fit_exclude_fovs : list[str] | None
         Well and FOV filters.
     predict_cells, include_fov_names, include_track_ids
@@ -356,10 +357,10 @@ class TripletDataModule(HCSDataModule):
         split_ratio: float = 0.8,
         batch_size: int = 16,
         num_workers: int = 1,
-        normalizations: list[MapTransform] = [],
-        augmentations: list[MapTransform] = [],
+        normalizations: list[MapTransform] | None = None,
+        augmentations: list[MapTransform] | None = None,
         augment_validation: bool = True,
-        caching: bool = False,
+        caching: bool | None = None,
         fit_include_wells: list[str] | None = None,
         fit_exclude_fovs: list[str] | None = None,
         predict_cells: bool = False,
@@ -379,6 +380,13 @@ class TripletDataModule(HCSDataModule):
         check_nonfinite_policy(nonfinite, type(self).__name__)
         if num_workers > 1:
             warnings.warn("Using more than 1 thread worker will likely degrade performance.", stacklevel=2)
+        if caching is not None:
+            warnings.warn(
+                "TripletDataModule(caching=...) is deprecated and ignored: triplets always read data_path; "
+                "use cache_pool_bytes to size the decoded-chunk cache instead.",
+                DeprecationWarning,
+                stacklevel=2,
+            )
         z_window_size = z_window_size or (z_range[1] - z_range[0])
         super().__init__(
             data_path=data_path,
@@ -392,7 +400,7 @@ class TripletDataModule(HCSDataModule):
             yx_patch_size=final_yx_patch_size,
             normalizations=normalizations,
             augmentations=augmentations,
-            caching=caching,
+            caching=False,
             persistent_workers=persistent_workers,
             prefetch_factor=prefetch_factor,
             pin_memory=pin_memory,
@@ -480,8 +488,6 @@ class TripletDataModule(HCSDataModule):
 
     def _setup_predict(self) -> None:
         set_track_meta(True)
-        if self.caching:
-            _logger.warning("Caching is ignored in predict stage.")
         positions, tables = self._align_tracks_tables_with_positions()
         self.predict_dataset = TripletDataset(
             positions,
