@@ -347,7 +347,7 @@ def test_hcl_beta_in_a_yaml_config_still_parses_with_a_deprecation_warning(two_e
         "  yx_patch_size: [16, 16]\n  final_yx_patch_size: [8, 8]\n  val_experiments: [exp_b]\n  hcl_beta: 0.5\n"
     )
     with pytest.warns(DeprecationWarning, match=r"hcl_beta=.*NTXentHCL\(beta=\.\.\.\)"):
-        data = parser.instantiate_classes(config).data
+        data = parser.instantiate(config).data
     assert isinstance(data, MultiExperimentDataModule) and not hasattr(data, "hcl_beta")
     with warnings.catch_warnings():
         warnings.simplefilter("error", DeprecationWarning)

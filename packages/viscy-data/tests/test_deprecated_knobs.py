@@ -16,7 +16,7 @@ def _instantiate(yaml: str):
     # jsonargparse comes with viscy-utils (LightningCLI), not with viscy-data alone
     parser = pytest.importorskip("jsonargparse").ArgumentParser()
     parser.add_class_arguments(TripletDataModule, "data")
-    return parser.instantiate_classes(parser.parse_string(yaml)).data
+    return parser.instantiate(parser.parse_string(yaml)).data
 
 
 @pytest.mark.parametrize("caching", ["true", "false"])
