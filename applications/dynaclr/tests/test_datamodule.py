@@ -1,4 +1,5 @@
 import inspect
+import warnings
 
 import numpy as np
 import pytest
@@ -82,7 +83,7 @@ def test_init_stores_parameters_with_defaults(two_experiment_plates):
     assert dm.channel_dropout.channels == [1] and dm.channel_dropout.p == 0.5
     assert dm.normalizations == [] and dm.augmentations == []
     assert (dm.experiment_aware, dm.condition_balanced, dm.leaky, dm.temporal_enrichment) == (True, True, 0.0, False)
-    assert (dm.temporal_window_hours, dm.temporal_global_fraction, dm.hcl_beta, dm.seed) == (2.0, 0.3, 0.5, 0)
+    assert (dm.temporal_window_hours, dm.temporal_global_fraction, dm.seed) == (2.0, 0.3, 0)
     assert dm.train_dataset is None and dm.val_dataset is None
 
 
@@ -239,7 +240,7 @@ SPEC_INIT_DEFAULTS = {  # the spec's MultiExperimentDataModule.__init__ table, i
     "channel_dropout_prob": 0.5,
     "normalizations": None,
     "augmentations": None,
-    "hcl_beta": 0.5,
+    "hcl_beta": None,  # issue 15: deprecated and ignored (was 0.5, informational), warns when set
     "cache_pool_bytes": 4 * 1024**3,  # issue 13: the decoded-chunk cache is on by default
     "seed": 0,
     "include_wells": None,
@@ -278,7 +279,6 @@ def test_every_parameter_reaches_its_consumer(two_experiment_plates):
         "channel_dropout_prob": 0.25,
         "normalizations": [normalize],
         "augmentations": [augment],
-        "hcl_beta": 0.1,
         "cache_pool_bytes": 1 << 20,
         "seed": 7,
         "include_wells": ["A/1", "B/1"],
@@ -353,3 +353,20 @@ def test_val_fovs_split_the_training_experiments_by_fov(two_experiment_plates):
         _datamodule(two_experiment_plates, val_fovs=["B/1/0"]).setup("fit")
     with pytest.raises(ValueError, match=r"val_fovs \['C/1/0'\] have no tracked cells"):
         _datamodule(two_experiment_plates, val_experiments=[], val_fovs=["B/1/0", "C/1/0"]).setup("fit")
+
+
+def test_hcl_beta_in_a_yaml_config_still_parses_with_a_deprecation_warning(two_experiment_plates):
+    from jsonargparse import ArgumentParser
+
+    parser = ArgumentParser()
+    parser.add_class_arguments(MultiExperimentDataModule, "data")
+    config = parser.parse_string(
+        f"data:\n  experiments_yaml: {two_experiment_plates['experiments_yaml']}\n  z_range: [0, 2]\n"
+        "  yx_patch_size: [16, 16]\n  final_yx_patch_size: [8, 8]\n  val_experiments: [exp_b]\n  hcl_beta: 0.5\n"
+    )
+    with pytest.warns(DeprecationWarning, match=r"hcl_beta=.*NTXentHCL\(beta=\.\.\.\)"):
+        data = parser.instantiate(config).data
+    assert isinstance(data, MultiExperimentDataModule) and not hasattr(data, "hcl_beta")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        _datamodule(two_experiment_plates)

@@ -83,7 +83,11 @@ def test_positives_share_lineage_within_tau_range(two_experiment_index):
         t, y0, x0 = _decode(batch["positive"][i], anchor["experiment"])
         same_lineage = tracks[(tracks["lineage_id"] == anchor["lineage_id"]) & (tracks["t"] == t)]
         starts = list(
-            zip(same_lineage["y_clamp"].astype(int) - PATCH // 2, same_lineage["x_clamp"].astype(int) - PATCH // 2)
+            zip(
+                same_lineage["y_clamp"].astype(int) - PATCH // 2,
+                same_lineage["x_clamp"].astype(int) - PATCH // 2,
+                strict=True,
+            )
         )
         assert (y0, x0) in starts
         tau_min, tau_max = registry.tau_range_frames(anchor["experiment"], TAU_HOURS)
@@ -194,3 +198,9 @@ def test_reads_are_keyed_by_experiment_and_fov_even_when_names_concatenate_alike
 def test_a_tau_range_other_than_the_indexs_is_refused(two_experiment_index):
     with pytest.raises(ValueError, match=r"tau_range_hours=\(0.5, 3.0\) differs from the index's"):
         MultiExperimentTripletDataset(two_experiment_index, tau_range_hours=(0.5, 3.0))
+
+
+def test_return_negative_is_deprecated_and_reads_no_negatives(two_experiment_index):
+    with pytest.warns(DeprecationWarning, match=r"return_negative=.*in-batch negatives.*TripletDataModule"):
+        dataset = _dataset(two_experiment_index, return_negative=True)
+    assert "negative" not in dataset.__getitems__([0])

@@ -158,7 +158,7 @@ def test_latent_visualisations_are_written_as_images(tmp_path):
 
 def test_latent_visualisations_skip_a_model_without_decoder(caplog):
     module = BetaVaeModule(nn.Identity())
-    with caplog.at_level(logging.WARNING, logger="lightning.pytorch"):
+    with caplog.at_level(logging.WARNING, logger="dynaclr.vae_logging"):
         BetaVaeLogger(latent_dim=2).log_latent_traversal(module)
     assert "decoder" in caplog.text
 

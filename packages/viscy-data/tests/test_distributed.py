@@ -1,6 +1,7 @@
 import pytest
+import torch.distributed as dist
 
-from viscy_data.distributed import ShardedDistributedSampler
+from viscy_data.distributed import ShardedDistributedSampler, get_rank, get_world_size, is_distributed
 
 
 def _ranks(n, replicas, **kwargs):
@@ -40,3 +41,17 @@ def test_epoch_changes_order_within_block_deterministically():
 def test_every_rank_has_num_samples(n):
     for rank in _ranks(n, 4, shuffle=True):
         assert len(rank) == -(-n // 4)
+
+
+def test_distributed_state_outside_a_process_group():
+    assert not dist.is_initialized()
+    assert (is_distributed(), get_rank(), get_world_size()) == (False, 0, 1)
+
+
+def test_distributed_state_inside_a_single_rank_gloo_group(tmp_path):
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        assert (is_distributed(), get_rank(), get_world_size()) == (True, 0, 1)
+    finally:
+        dist.destroy_process_group()
+    assert not is_distributed()

@@ -62,3 +62,14 @@ def test_fresh_import_is_undone_after_the_test():
 
     assert sys.modules["viscy_data.triplet"].TripletDataset is TripletDataset
     assert viscy_data.triplet is sys.modules["viscy_data.triplet"]
+
+
+def test_require_all_names_every_missing_module_and_the_extra_command(monkeypatch):
+    from viscy_data.optional import require, require_all
+
+    monkeypatch.setitem(sys.modules, "tifffile", None)
+    monkeypatch.setitem(sys.modules, "pycocotools", None)
+    with pytest.raises(ImportError) as error:
+        require_all(["numpy", "pycocotools", "tifffile"], "LiveCellDataset", "livecell")
+    assert str(error.value) == ("pycocotools, tifffile are required for LiveCellDataset. Install with: " + LIVECELL)
+    assert require("numpy", "x", "triplet") is sys.modules["numpy"]

@@ -109,7 +109,7 @@ def test_train_dataset_caches_decoded_images(livecell):
 def test_missing_extra_names_the_package_and_extra(livecell, monkeypatch):
     root, _ = livecell
     monkeypatch.setitem(sys.modules, "pycocotools", None)
-    with pytest.raises(ImportError, match=r"pycocotools required for LiveCellTestDataset.*viscy-data\[livecell\]"):
+    with pytest.raises(ImportError, match=r"pycocotools is required for LiveCellTestDataset.*viscy-data\[livecell\]"):
         LiveCellTestDataset(root / "images", Lambdad(keys="source", func=_double), root / "test.json")
 
 

@@ -18,7 +18,7 @@ def _anchors(cells_per_frame: int = 3) -> pd.DataFrame:
 
 
 def _batches(sampler, n):
-    return [batch for _, batch in zip(range(n), iter(sampler))]
+    return [batch for _, batch in zip(range(n), iter(sampler), strict=False)]
 
 
 # Batches of the sampler before group_by_fov_fraction existed (same anchors and settings).

@@ -88,7 +88,7 @@ def test_flip_matches_monai_per_sample(batch2d, device):
     out = transform(batch2d.to(device)).cpu()
     assert transform._flips.any() and not transform._flips.all()
     for i, flips in enumerate(transform._flips):
-        axes = [axis for axis, flip in zip([0, 1], flips) if flip]
+        axes = [axis for axis, flip in zip([0, 1], flips, strict=True) if flip]
         expected = mt.Flip(spatial_axis=axes)(batch2d[i]).as_tensor() if axes else batch2d[i]
         torch.testing.assert_close(out[i], expected)
 

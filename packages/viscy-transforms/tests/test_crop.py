@@ -71,7 +71,7 @@ def test_tiled_crops_are_raster_ordered_and_share_metadata():
     )
     assert len(tiles) == 5
     expected_origins = [(0, 0, 0), (0, 0, 4), (0, 4, 0), (0, 4, 4), (1, 0, 0)]
-    for tile, (z, y, x) in zip(tiles, expected_origins):
+    for tile, (z, y, x) in zip(tiles, expected_origins, strict=True):
         torch.testing.assert_close(tile["img"], image[:, z : z + 1, y : y + 4, x : x + 4])
         assert tile["norm_meta"] is meta
 

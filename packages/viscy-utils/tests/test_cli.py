@@ -52,3 +52,17 @@ def test_preprocess_subcommand_writes_statistics(tmp_path):
                 "fov_statistics",
                 "timepoint_statistics",
             }
+
+
+def test_log_level_applies_to_lightning_and_the_workspace_package_loggers(monkeypatch):
+    import logging
+
+    from viscy_utils.cli import _setup_environment
+
+    names = ["lightning.pytorch", "viscy_data", "viscy_utils", "dynaclr"]
+    for name in names:
+        monkeypatch.setattr(logging.getLogger(name), "level", logging.getLogger(name).level)
+    monkeypatch.setenv("VISCY_LOG_LEVEL", "WARNING")
+    _setup_environment()
+    assert [logging.getLogger(name).level for name in names] == [logging.WARNING] * len(names)
+    assert not logging.getLogger("viscy_data.hcs").isEnabledFor(logging.INFO)

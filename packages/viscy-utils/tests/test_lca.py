@@ -41,7 +41,9 @@ def test_logistic_regression_holds_out_whole_fovs():
     assert len(y_train) + len(y_test) == n_labelled
     assert len(y_test) > 0
     assert classifier.score(X_test, y_test) > 0.95
-    fov_of_row = {row.tobytes(): fov for row, fov in zip(features.to_numpy(), features["fov_name"].to_numpy())}
+    fov_of_row = {
+        row.tobytes(): fov for row, fov in zip(features.to_numpy(), features["fov_name"].to_numpy(), strict=True)
+    }
     train_fovs = {fov_of_row[row.tobytes()] for row in X_train}
     test_fovs = {fov_of_row[row.tobytes()] for row in X_test}
     assert train_fovs and test_fovs and not train_fovs & test_fovs

@@ -1,6 +1,8 @@
 import subprocess
 import sys
 
+import pytest
+
 import viscy_utils
 
 
@@ -81,3 +83,13 @@ def test_every_imported_package_is_declared_in_the_dependencies_or_an_extra():
         if not {normalized(d) for d in distributions.get(module, [module])} & declared
     }
     assert not undeclared, sorted(undeclared)
+
+
+def test_viscy_utils_optional_imports_name_the_viscy_utils_extra(monkeypatch):
+    from viscy_utils._optional import import_optional
+
+    monkeypatch.setitem(sys.modules, "anndata", None)
+    with pytest.raises(
+        ImportError, match=r"anndata is required for viscy-utils\. .*pip install 'viscy-utils\[anndata\]'"
+    ):
+        import_optional("anndata")

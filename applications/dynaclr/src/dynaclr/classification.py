@@ -67,7 +67,8 @@ class ClassificationModule(LightningModule):
     lr : float | None
         Learning rate of AdamW (None uses AdamW's default, 1e-3).
     loss : nn.Module | None
-        Loss of logits (B, 1) against float labels (B, 1).
+        Loss of logits (B, 1) against float labels (B, 1); None (the default) for
+        ``nn.BCEWithLogitsLoss(pos_weight=torch.tensor(1.0))``.
     example_input_array_shape : tuple[int, ...]
         Shape of the example input.
     """
@@ -76,7 +77,7 @@ class ClassificationModule(LightningModule):
         self,
         encoder: ContrastiveEncoder,
         lr: float | None,
-        loss: nn.Module | None = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(1.0)),
+        loss: nn.Module | None = None,
         example_input_array_shape: tuple[int, ...] = (2, 1, 15, 160, 160),
     ) -> None:
         super().__init__()
@@ -84,7 +85,7 @@ class ClassificationModule(LightningModule):
         self.backbone = encoder.encoder
         owner, name = _classifier_slot(self.backbone)
         setattr(owner, name, nn.Linear(self.backbone.num_features, 1))
-        self.loss = loss
+        self.loss = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(1.0)) if loss is None else loss
         self.lr = lr
         self.example_input_array = torch.rand(*example_input_array_shape)
         self.train_examples: list[np.ndarray] = []

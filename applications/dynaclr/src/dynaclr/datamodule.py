@@ -14,11 +14,11 @@ the same batches, augmentations and dropped channels as an uninterrupted one.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
-import torch.distributed as dist
 from lightning.pytorch import LightningDataModule
 from monai.data import ThreadDataLoader, set_track_meta
 from monai.transforms import MapTransform
@@ -30,6 +30,7 @@ from viscy_data.channel_dropout import ChannelDropout
 from viscy_data.contrastive.cell_index import MultiExperimentIndex
 from viscy_data.contrastive.dataset import MultiExperimentTripletDataset, generic_channel_names
 from viscy_data.contrastive.experiment import ExperimentRegistry
+from viscy_data.distributed import get_rank, get_world_size
 from viscy_data.io import DEFAULT_CACHE_POOL_BYTES
 from viscy_data.nonfinite import NonFinitePolicy, check_nonfinite_policy
 from viscy_data.normalization import check_norm_meta
@@ -94,8 +95,9 @@ temporal_global_fraction, experiment_weights, condition_ratio
         Batched normalizations keyed on ``ch_0``, ``ch_1``, ... (applied in every stage).
     augmentations : list[MapTransform] | None
         Batched augmentations keyed on ``ch_i`` (training only).
-    hcl_beta : float
-        Informational; the loss's own ``beta`` is what is used.
+    hcl_beta : float | None
+        Deprecated and ignored: set ``beta`` on the loss (``dynaclr.loss.NTXentHCL(beta=...)``); setting it emits
+        a DeprecationWarning.
     cache_pool_bytes : int
         Bound in bytes of the decoded-chunk cache shared by every reader of this process asking
         for the same bound (default 4 GiB; 0 turns it off), see ``viscy_data.io.shared_context``.
@@ -147,7 +149,7 @@ temporal_global_fraction, experiment_weights, condition_ratio
         channel_dropout_prob: float = 0.5,
         normalizations: list[MapTransform] | None = None,
         augmentations: list[MapTransform] | None = None,
-        hcl_beta: float = 0.5,
+        hcl_beta: float | None = None,
         cache_pool_bytes: int = DEFAULT_CACHE_POOL_BYTES,
         seed: int = 0,
         include_wells: list[str] | None = None,
@@ -158,6 +160,13 @@ temporal_global_fraction, experiment_weights, condition_ratio
         val_fovs: list[str] | None = None,
     ) -> None:
         super().__init__()
+        if hcl_beta is not None:
+            warnings.warn(
+                "MultiExperimentDataModule(hcl_beta=...) is deprecated and ignored: "
+                "set beta on the loss instead (dynaclr.loss.NTXentHCL(beta=...)).",
+                DeprecationWarning,
+                stacklevel=2,
+            )
         check_nonfinite_policy(nonfinite, type(self).__name__)
         self.experiments_yaml = experiments_yaml
         self.z_range = slice(*z_range)
@@ -180,7 +189,6 @@ temporal_global_fraction, experiment_weights, condition_ratio
         self.channel_dropout_prob = channel_dropout_prob
         self.normalizations = list(normalizations or [])
         self.augmentations = list(augmentations or [])
-        self.hcl_beta = hcl_beta
         self.cache_pool_bytes = cache_pool_bytes
         self.seed = seed
         self.include_wells = include_wells
@@ -291,18 +299,11 @@ temporal_global_fraction, experiment_weights, condition_ratio
         )
 
     # ------------------------------------------------------------------ loaders
-    @staticmethod
-    def _replicas() -> tuple[int, int]:
-        if dist.is_available() and dist.is_initialized():
-            return dist.get_world_size(), dist.get_rank()
-        return 1, 0
-
     def _trainer_epoch(self) -> int | None:
         """The attached trainer's epoch (restored from a checkpoint on resume), or None without a trainer."""
         return self.trainer.current_epoch if self.trainer is not None else None
 
     def _sampler(self, dataset: MultiExperimentTripletDataset, train: bool) -> FlexibleBatchSampler:
-        num_replicas, rank = self._replicas()
         current_epoch = self._trainer_epoch if train else lambda: 0
         return _EpochFollowingBatchSampler(
             valid_anchors=dataset.anchors,
@@ -315,8 +316,8 @@ temporal_global_fraction, experiment_weights, condition_ratio
             temporal_enrichment=self.temporal_enrichment,
             temporal_window_hours=self.temporal_window_hours,
             temporal_global_fraction=self.temporal_global_fraction,
-            num_replicas=num_replicas,
-            rank=rank,
+            num_replicas=get_world_size(),
+            rank=get_rank(),
             seed=self.seed,
             drop_last=train,
             group_by_fov_fraction=self.group_by_fov_fraction if train else 0.0,

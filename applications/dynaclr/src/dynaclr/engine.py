@@ -18,12 +18,13 @@ from dynaclr._finite_loss import raise_if_nonfinite_loss
 from dynaclr._optim import LRSchedule, configure_adamw
 from dynaclr.vae_logging import BetaVaeLogger
 from viscy_data import TrackingIndex, TripletSample
+from viscy_data.optional import install_command, require
 from viscy_models.contrastive import ContrastiveEncoder
 from viscy_utils.checkpoint import check_state_dict
 
 __all__ = ["BetaVaeModule", "ContrastiveModule", "ContrastivePrediction"]
 
-_logger = logging.getLogger("lightning.pytorch")
+_logger = logging.getLogger(__name__)
 
 
 class ContrastivePrediction(TypedDict):
@@ -69,10 +70,11 @@ class ContrastiveModule(LightningModule):
     ----------
     encoder : nn.Module | ContrastiveEncoder
         Module mapping ``(B, C, Z, Y, X)`` to a ``(features, projections)`` tuple; stored as ``model``.
-    loss_function : nn.Module
+    loss_function : nn.Module | None
         An NT-Xent style loss (``pytorch_metric_learning.losses.NTXentLoss`` or a subclass such as
         ``NTXentHCL``), called with ``(embeddings (2B, D), labels (2B,))`` and using in-batch negatives;
         or a triplet-style loss called with ``(anchor, positive, negative)`` projections.
+        None (the default) for ``nn.TripletMarginLoss(margin=0.5)``.
     lr : float
         Peak learning rate of AdamW.
     schedule : {"WarmupCosine", "Constant"}
@@ -98,9 +100,7 @@ class ContrastiveModule(LightningModule):
     def __init__(
         self,
         encoder: nn.Module | ContrastiveEncoder,
-        loss_function: nn.Module | nn.CosineEmbeddingLoss | nn.TripletMarginLoss | NTXentLoss = nn.TripletMarginLoss(
-            margin=0.5
-        ),
+        loss_function: nn.Module | nn.CosineEmbeddingLoss | nn.TripletMarginLoss | NTXentLoss | None = None,
         lr: float = 1e-3,
         schedule: LRSchedule = "Constant",
         log_batches_per_epoch: int = 8,
@@ -113,7 +113,7 @@ class ContrastiveModule(LightningModule):
     ) -> None:
         super().__init__()
         self.model = encoder
-        self.loss_function = loss_function
+        self.loss_function = nn.TripletMarginLoss(margin=0.5) if loss_function is None else loss_function
         self.lr = lr
         self.schedule = schedule
         self.log_batches_per_epoch = log_batches_per_epoch
@@ -162,9 +162,10 @@ class ContrastiveModule(LightningModule):
             loss = self.loss_function(anchor_proj, pos_proj, negative_proj)
             images = (anchor_img, pos_img, neg_img)
         names = ("anchor", "positive", "negative")
-        checked = {f"{name} images": image for name, image in zip(names, images)}
+        # the NT-Xent path has no negative image
+        checked = {f"{name} images": image for name, image in zip(names, images, strict=False)}
         projections = (anchor_proj, pos_proj, negative_proj)
-        checked |= {f"{name} projections": p for name, p in zip(names, projections) if p is not None}
+        checked |= {f"{name} projections": p for name, p in zip(names, projections, strict=True) if p is not None}
         raise_if_nonfinite_loss(self, {type(self.loss_function).__name__: loss}, stage, batch_idx, checked)
         self._log_metrics(loss, anchor_proj, pos_proj, stage, negative_proj)
         outputs = self.training_step_outputs if stage == "train" else self.validation_step_outputs
@@ -261,10 +262,7 @@ class ContrastiveModule(LightningModule):
         experiment = getattr(self.logger, "experiment", None)
         if experiment is None or not hasattr(experiment, "add_embedding") or embeddings.shape[0] < 4:
             return
-        try:
-            import umap
-        except ImportError as error:
-            raise ImportError("log_embeddings=True needs umap-learn: pip install 'dynaclr[eval]'") from error
+        umap = require("umap", "log_embeddings=True", install_command("dynaclr", "eval"))
         reducer = umap.UMAP(n_components=2, n_neighbors=min(15, embeddings.shape[0] - 1), random_state=42)
         coordinates = reducer.fit_transform(embeddings.float().numpy())
         experiment.add_embedding(torch.from_numpy(coordinates), global_step=self.current_epoch, tag=f"{tag}_umap")
@@ -308,9 +306,10 @@ class BetaVaeModule(LightningModule):
     ----------
     vae : nn.Module | BetaVae25D | BetaVaeMonai
         Model returning an object with ``recon_x``, ``mean``, ``logvar`` and ``z``; stored as ``model``.
-    loss_function : nn.Module
-        Reconstruction loss. ``nn.MSELoss`` is rescaled to a per-image sum averaged over the batch
-        (``"sum"`` is divided by the batch size, ``"mean"`` multiplied by the elements per image).
+    loss_function : nn.Module | None
+        Reconstruction loss; None (the default) for ``nn.MSELoss(reduction="sum")``. ``nn.MSELoss`` is rescaled
+        to a per-image sum averaged over the batch (``"sum"`` is divided by the batch size, ``"mean"``
+        multiplied by the elements per image).
     beta : float
         Weight of the KL term (the final value of a schedule).
     beta_schedule : {"linear", "cosine", "warmup"} | None
@@ -344,7 +343,7 @@ class BetaVaeModule(LightningModule):
     def __init__(
         self,
         vae: nn.Module,
-        loss_function: nn.Module | nn.MSELoss = nn.MSELoss(reduction="sum"),
+        loss_function: nn.Module | nn.MSELoss | None = None,
         beta: float = 1.0,
         beta_schedule: Literal["linear", "cosine", "warmup"] | None = None,
         beta_min: float = 0.1,
@@ -362,7 +361,7 @@ class BetaVaeModule(LightningModule):
         if beta_schedule not in (None, "linear", "cosine", "warmup"):
             raise ValueError(f"beta_schedule must be 'linear', 'cosine', 'warmup' or None, got {beta_schedule!r}")
         self.model = vae
-        self.loss_function = loss_function
+        self.loss_function = nn.MSELoss(reduction="sum") if loss_function is None else loss_function
         self.beta = beta
         self.beta_schedule = beta_schedule
         self.beta_min = beta_min

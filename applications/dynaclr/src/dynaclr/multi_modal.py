@@ -16,7 +16,7 @@ from viscy_data import TripletSample
 
 __all__ = ["JointContrastiveModule", "JointEncoders"]
 
-_logger = logging.getLogger("lightning.pytorch")
+_logger = logging.getLogger(__name__)
 
 _ARM_CHANNELS = {"source": slice(0, 1), "target": slice(1, 2)}
 
@@ -62,8 +62,9 @@ class JointContrastiveModule(ContrastiveModule):
     ----------
     encoder : nn.Module | JointEncoders
         The two encoders.
-    loss_function : nn.Module
+    loss_function : nn.Module | None
         An NT-Xent style loss (``NTXentLoss`` or a subclass); other losses are rejected at the first step.
+        None (the default) is :class:`~dynaclr.engine.ContrastiveModule`'s default.
     lr, schedule, log_batches_per_epoch, log_samples_per_batch, log_embeddings, example_input_array_shape
         As in :class:`~dynaclr.engine.ContrastiveModule`.
     embedding_log_frequency : int
@@ -77,7 +78,7 @@ class JointContrastiveModule(ContrastiveModule):
     def __init__(
         self,
         encoder: nn.Module | JointEncoders,
-        loss_function: nn.Module | NTXentLoss = nn.TripletMarginLoss(margin=0.5),
+        loss_function: nn.Module | NTXentLoss | None = None,
         lr: float = 1e-3,
         schedule: LRSchedule = "Constant",
         log_batches_per_epoch: int = 8,

@@ -12,7 +12,7 @@ from torch import Tensor
 
 __all__ = ["BetaVaeLogger"]
 
-_logger = logging.getLogger("lightning.pytorch")
+_logger = logging.getLogger(__name__)
 
 _ACTIVE_DIM_VARIANCE = 0.01
 _HISTOGRAM_EPOCH_PERIOD = 10

@@ -16,7 +16,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from viscy_data._typing import INDEX_COLUMNS, AnnotationColumns
 from viscy_data._utils import _read_norm_meta
-from viscy_data.io import WORKER_CONTEXT, channel_indices, require, store_path
+from viscy_data.io import WORKER_CONTEXT, channel_indices, store_path
+from viscy_data.optional import require
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -19,7 +19,7 @@ from torch.utils.data import Dataset
 
 from viscy_data._typing import DictTransform, TripletSample
 from viscy_data.hcs import HCSDataModule
-from viscy_data.io import require
+from viscy_data.optional import require
 
 __all__ = ["CellDivisionTripletDataModule", "CellDivisionTripletDataset"]
 
@@ -187,7 +187,7 @@ class CellDivisionTripletDataModule(HCSDataModule):
         Triplets per batch.
     num_workers : int
         DataLoader worker processes.
-    normalizations, augmentations : list[MapTransform]
+    normalizations, augmentations : list[MapTransform] | None
         Per-sample dictionary transforms.
     augment_validation : bool
         Augment validation triplets like training ones.
@@ -209,8 +209,8 @@ class CellDivisionTripletDataModule(HCSDataModule):
         split_ratio: float = 0.8,
         batch_size: int = 16,
         num_workers: int = 8,
-        normalizations: list[MapTransform] = [],
-        augmentations: list[MapTransform] = [],
+        normalizations: list[MapTransform] | None = None,
+        augmentations: list[MapTransform] | None = None,
         augment_validation: bool = True,
         time_interval: Literal["any"] | int = "any",
         return_negative: bool = True,

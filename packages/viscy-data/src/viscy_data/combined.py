@@ -17,7 +17,7 @@ from torch import Tensor
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
 from viscy_data._utils import _collate_samples
-from viscy_data.distributed import ShardedDistributedSampler
+from viscy_data.distributed import ShardedDistributedSampler, is_distributed
 from viscy_data.io import WORKER_CONTEXT
 
 __all__ = [
@@ -325,8 +325,7 @@ class CachedConcatDataModule(_ConcatenatedDataModules):
     """
 
     def _loader(self, dataset: Dataset, shuffle: bool, drop_last: bool) -> DataLoader:
-        distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
-        sampler = ShardedDistributedSampler(dataset, shuffle=shuffle) if distributed else None
+        sampler = ShardedDistributedSampler(dataset, shuffle=shuffle) if is_distributed() else None
         workers = self.num_workers > 0
         return DataLoader(
             dataset,

@@ -9,13 +9,13 @@ from monai.data import set_track_meta
 from monai.transforms import Compose, MapTransform
 from torch.utils.data import Subset
 
-from viscy_data.gpu_aug import CachedOmeZarrDataset, GPUTransformDataModule
+from viscy_data.gpu_aug import CachedOmeZarrDataset, GPUTransformDataModule, StoredTransforms
 from viscy_data.io import WORKER_CONTEXT
 
 __all__ = ["CTMCv1DataModule"]
 
 
-class CTMCv1DataModule(GPUTransformDataModule):
+class CTMCv1DataModule(StoredTransforms, GPUTransformDataModule):
     """Training and validation HCS stores of CTMC-v1, read whole and cached in memory.
 
     Every position of each store is used; validation keeps every ``val_subsample_ratio``-th volume.
@@ -59,32 +59,13 @@ class CTMCv1DataModule(GPUTransformDataModule):
             raise ValueError(f"val_subsample_ratio must be a positive integer, got {val_subsample_ratio}")
         self.train_data_path = Path(train_data_path)
         self.val_data_path = Path(val_data_path)
-        self._train_cpu_transforms = Compose(train_cpu_transforms)
-        self._val_cpu_transforms = Compose(val_cpu_transforms)
-        self._train_gpu_transforms = Compose(train_gpu_transforms)
-        self._val_gpu_transforms = Compose(val_gpu_transforms)
+        self._store_transforms(train_cpu_transforms, val_cpu_transforms, train_gpu_transforms, val_gpu_transforms)
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.val_subsample_ratio = val_subsample_ratio
         self.channel_name = channel_name
         self.pin_memory = pin_memory
         self.prefetch_factor = None
-
-    @property
-    def train_cpu_transforms(self) -> Compose:
-        return self._train_cpu_transforms
-
-    @property
-    def train_gpu_transforms(self) -> Compose:
-        return self._train_gpu_transforms
-
-    @property
-    def val_cpu_transforms(self) -> Compose:
-        return self._val_cpu_transforms
-
-    @property
-    def val_gpu_transforms(self) -> Compose:
-        return self._val_gpu_transforms
 
     def _dataset(self, data_path: Path, transform: Compose, cache_map) -> CachedOmeZarrDataset:
         if not data_path.exists():

@@ -1,11 +1,31 @@
-"""Distributed sampler giving each rank a contiguous shard of the dataset."""
+"""torch.distributed state (rank, world size) and a sampler giving each rank a contiguous shard of the dataset.
+
+:func:`is_distributed`, :func:`get_rank` and :func:`get_world_size` are the one place viscy-data, viscy-utils
+and dynaclr ask whether a process group is running; outside one they answer as a single process would.
+"""
 
 from collections.abc import Iterator
 
 import torch
+from torch import distributed as dist
 from torch.utils.data import DistributedSampler
 
-__all__ = ["ShardedDistributedSampler"]
+__all__ = ["ShardedDistributedSampler", "get_rank", "get_world_size", "is_distributed"]
+
+
+def is_distributed() -> bool:
+    """Whether a torch.distributed process group is initialized (of any size, including 1)."""
+    return dist.is_available() and dist.is_initialized()
+
+
+def get_rank() -> int:
+    """Rank of this process in the default process group, 0 outside one."""
+    return dist.get_rank() if is_distributed() else 0
+
+
+def get_world_size() -> int:
+    """Number of processes in the default process group, 1 outside one."""
+    return dist.get_world_size() if is_distributed() else 1
 
 
 class ShardedDistributedSampler(DistributedSampler):

@@ -19,13 +19,19 @@ from torch.utils.data import DataLoader, Dataset
 
 from viscy_data._typing import DictTransform, NormMeta
 from viscy_data._utils import _ensure_channel_list, _read_norm_meta
-from viscy_data.distributed import ShardedDistributedSampler
+from viscy_data.distributed import ShardedDistributedSampler, is_distributed
 from viscy_data.io import WORKER_CONTEXT, PositionArrays, channel_indices, fov_name
 from viscy_data.select import SelectWell
 
-__all__ = ["CachedOmeZarrDataModule", "CachedOmeZarrDataset", "GPUTransformDataModule"]
+__all__ = [
+    "CachedOmeZarrDataModule",
+    "CachedOmeZarrDataset",
+    "GPUTransformDataModule",
+    "StoredTransforms",
+    "fit_positions",
+]
 
-_logger = logging.getLogger("lightning.pytorch")
+_logger = logging.getLogger(__name__)
 
 
 class GPUTransformDataModule(ABC, LightningDataModule):
@@ -45,7 +51,7 @@ class GPUTransformDataModule(ABC, LightningDataModule):
 
     def _maybe_sampler(self, dataset: Dataset, shuffle: bool) -> ShardedDistributedSampler | None:
         """A sharded distributed sampler when running under torch.distributed, else None."""
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
+        if is_distributed():
             return ShardedDistributedSampler(dataset, shuffle=shuffle)
         return None
 
@@ -91,6 +97,63 @@ class GPUTransformDataModule(ABC, LightningDataModule):
     @abstractmethod
     def val_gpu_transforms(self) -> Compose:
         """Batched transforms run on the device for validation."""
+
+
+def fit_positions(module: SelectWell, data_path: Path, stage: str) -> list[Position]:
+    """The FOVs of the plate ``data_path`` kept by the module's well and FOV filters, for ``fit``/``validate``.
+
+    Raises
+    ------
+    NotImplementedError
+        For any other stage.
+    FileNotFoundError
+        If the plate does not exist.
+    """
+    if stage not in ("fit", "validate"):
+        raise NotImplementedError("Only fit and validate stages are supported.")
+    if not data_path.exists():
+        raise FileNotFoundError(f"OME-Zarr store not found: {data_path}")
+    return module._filter_fit_fovs(open_ome_zarr(data_path, mode="r", layout="hcs"))
+
+
+class StoredTransforms:
+    """The four transform properties of :class:`GPUTransformDataModule`, as Compose objects built once.
+
+    Put it before ``GPUTransformDataModule`` in the bases and call :meth:`_store_transforms` in ``__init__``.
+    """
+
+    def _store_transforms(
+        self,
+        train_cpu: list[DictTransform] | None,
+        val_cpu: list[DictTransform] | None,
+        train_gpu: list[DictTransform] | None,
+        val_gpu: list[DictTransform] | None,
+    ) -> None:
+        """Compose each list of transforms (None for none)."""
+        self._train_cpu_transforms = Compose(train_cpu or [])
+        self._val_cpu_transforms = Compose(val_cpu or [])
+        self._train_gpu_transforms = Compose(train_gpu or [])
+        self._val_gpu_transforms = Compose(val_gpu or [])
+
+    @property
+    def train_cpu_transforms(self) -> Compose:
+        """Per-sample transforms run in the loader for training."""
+        return self._train_cpu_transforms
+
+    @property
+    def train_gpu_transforms(self) -> Compose:
+        """Batched transforms run on the device for training."""
+        return self._train_gpu_transforms
+
+    @property
+    def val_cpu_transforms(self) -> Compose:
+        """Per-sample transforms run in the loader for validation."""
+        return self._val_cpu_transforms
+
+    @property
+    def val_gpu_transforms(self) -> Compose:
+        """Batched transforms run on the device for validation."""
+        return self._val_gpu_transforms
 
 
 class CachedOmeZarrDataset(Dataset):
@@ -178,7 +241,7 @@ class CachedOmeZarrDataset(Dataset):
         return [self._sample(i, volumes[i]) for i in indices]
 
 
-class CachedOmeZarrDataModule(GPUTransformDataModule, SelectWell):
+class CachedOmeZarrDataModule(StoredTransforms, GPUTransformDataModule, SelectWell):
     """GPU-augmentation DataModule over cached whole volumes of an HCS plate.
 
     Parameters
@@ -226,40 +289,16 @@ class CachedOmeZarrDataModule(GPUTransformDataModule, SelectWell):
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.split_ratio = split_ratio
-        self._train_cpu_transforms = Compose(train_cpu_transforms)
-        self._val_cpu_transforms = Compose(val_cpu_transforms)
-        self._train_gpu_transforms = Compose(train_gpu_transforms)
-        self._val_gpu_transforms = Compose(val_gpu_transforms)
+        self._store_transforms(train_cpu_transforms, val_cpu_transforms, train_gpu_transforms, val_gpu_transforms)
         self.pin_memory = pin_memory
         self.skip_cache = skip_cache
         self._include_wells = include_wells
         self._exclude_fovs = exclude_fovs
         self.prefetch_factor = prefetch_factor
 
-    @property
-    def train_cpu_transforms(self) -> Compose:
-        return self._train_cpu_transforms
-
-    @property
-    def train_gpu_transforms(self) -> Compose:
-        return self._train_gpu_transforms
-
-    @property
-    def val_cpu_transforms(self) -> Compose:
-        return self._val_cpu_transforms
-
-    @property
-    def val_gpu_transforms(self) -> Compose:
-        return self._val_gpu_transforms
-
     def setup(self, stage: str) -> None:
         """Split the filtered FOVs into train and validation datasets with separate caches."""
-        if stage not in ("fit", "validate"):
-            raise NotImplementedError("Only fit and validate stages are supported.")
-        if not self.data_path.exists():
-            raise FileNotFoundError(f"OME-Zarr store not found: {self.data_path}")
-        plate = open_ome_zarr(self.data_path, mode="r", layout="hcs")
-        positions = self._filter_fit_fovs(plate)
+        positions = fit_positions(self, self.data_path, stage)
         set_track_meta(False)
         shuffled = [positions[i] for i in torch.randperm(len(positions)).tolist()]
         n_train = int(len(shuffled) * self.split_ratio)

@@ -32,7 +32,7 @@ from viscy_data.normalization import check_norm_meta as _check_norm_meta
 
 __all__ = ["HCSDataModule", "MaskTestDataset", "SlidingWindowDataset"]
 
-_logger = logging.getLogger("lightning.pytorch")
+_logger = logging.getLogger(__name__)
 
 
 class SlidingWindowDataset(Dataset):
@@ -204,7 +204,7 @@ class HCSDataModule(LightningDataModule):
         Keep only the centre Z slice of the target.
     yx_patch_size : tuple[int, int]
         Final YX size of training and validation patches.
-    normalizations, augmentations : list[MapTransform]
+    normalizations, augmentations : list[MapTransform] | None
         Per-sample dictionary transforms (normalizations are also used to validate, test and predict).
     caching : bool
         Copy the plate to a local cache directory before training.
@@ -227,8 +227,8 @@ class HCSDataModule(LightningDataModule):
         num_workers: int = 8,
         target_2d: bool = False,
         yx_patch_size: tuple[int, int] = (256, 256),
-        normalizations: list[MapTransform] = [],
-        augmentations: list[MapTransform] = [],
+        normalizations: list[MapTransform] | None = None,
+        augmentations: list[MapTransform] | None = None,
         caching: bool = False,
         ground_truth_masks: Path | None = None,
         persistent_workers: bool = False,
@@ -246,8 +246,8 @@ class HCSDataModule(LightningDataModule):
         self.num_workers = num_workers
         self.target_2d = target_2d
         self.yx_patch_size = tuple(yx_patch_size)
-        self.normalizations = list(normalizations)
-        self.augmentations = list(augmentations)
+        self.normalizations = list(normalizations or [])
+        self.augmentations = list(augmentations or [])
         self.caching = caching
         self.ground_truth_masks = ground_truth_masks
         self.persistent_workers = persistent_workers

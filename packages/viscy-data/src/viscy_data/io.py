@@ -13,16 +13,16 @@ loaders share one set of handles.
 
 from __future__ import annotations
 
-import importlib
 import multiprocessing
 import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from viscy_data.optional import require
 
 if TYPE_CHECKING:
     from iohub.ngff import Position
@@ -51,26 +51,6 @@ It holds a whole decoded plate of 8 FOVs x 30 timepoints x 2 channels of 2048 x 
 
 _CONTEXTS: dict[tuple[int, int], Any] = {}
 _CONTEXTS_LOCK = threading.Lock()
-
-
-def require(module: str, owner: str, install: str) -> ModuleType:
-    """Import an optional dependency or raise an ImportError giving the command that installs it.
-
-    Parameters
-    ----------
-    module : str
-        Module to import, e.g. ``"tensorstore"``.
-    owner : str
-        Name of the class or function that needs it (used in the message).
-    install : str
-        Install command, e.g. ``"pip install 'viscy-data[triplet]'"``, or just the name of the
-        ``viscy-data`` extra that provides the module (``"triplet"``).
-    """
-    try:
-        return importlib.import_module(module)
-    except ImportError as error:
-        command = install if " " in install else f"pip install 'viscy-data[{install}]'"
-        raise ImportError(f"{module} is required for {owner}. Install with: {command}") from error
 
 
 def _cpu_count() -> int:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-from importlib import import_module
 from multiprocessing.managers import DictProxy
 from pathlib import Path
 
@@ -19,8 +18,9 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from viscy_data._typing import Sample
-from viscy_data.gpu_aug import GPUTransformDataModule
+from viscy_data.gpu_aug import GPUTransformDataModule, StoredTransforms
 from viscy_data.io import WORKER_CONTEXT
+from viscy_data.optional import require_all
 
 __all__ = ["LiveCellDataModule", "LiveCellDataset", "LiveCellTestDataset"]
 
@@ -29,14 +29,7 @@ _LIVECELL_DEPENDENCIES = ("pycocotools", "tifffile", "torchvision")
 
 def _require_livecell_dependencies(user: str) -> None:
     """Raise an ImportError naming every missing package of the ``livecell`` extra."""
-    missing = []
-    for name in _LIVECELL_DEPENDENCIES:
-        try:
-            import_module(name)
-        except ImportError:
-            missing.append(name)
-    if missing:
-        raise ImportError(f"{', '.join(missing)} required for {user}. Install with: pip install 'viscy-data[livecell]'")
+    require_all(_LIVECELL_DEPENDENCIES, user, "pip install 'viscy-data[livecell]'")
 
 
 def _read_image(path: Path) -> Tensor:
@@ -183,7 +176,7 @@ def _annotated_images(image_dir: Path, annotations: Path) -> list[Path]:
     return images
 
 
-class LiveCellDataModule(GPUTransformDataModule):
+class LiveCellDataModule(StoredTransforms, GPUTransformDataModule):
     """LIVECell images for training with GPU augmentation, and testing with instance labels.
 
     Parameters
@@ -194,11 +187,11 @@ class LiveCellDataModule(GPUTransformDataModule):
         Folder of the test TIFF files.
     train_annotations, val_annotations, test_annotations : Path | None
         COCO json files listing the images (and instances, for testing).
-    train_cpu_transforms, val_cpu_transforms : list[MapTransform]
+    train_cpu_transforms, val_cpu_transforms : list[MapTransform] | None
         Per-sample transforms run in the workers.
-    train_gpu_transforms, val_gpu_transforms : list[MapTransform]
+    train_gpu_transforms, val_gpu_transforms : list[MapTransform] | None
         Batched transforms exposed for the LightningModule to run on device.
-    test_transforms : list[MapTransform]
+    test_transforms : list[MapTransform] | None
         Per-sample transforms of the test images.
     batch_size : int
         Samples per batch.
@@ -215,11 +208,11 @@ class LiveCellDataModule(GPUTransformDataModule):
         train_annotations: Path | None = None,
         val_annotations: Path | None = None,
         test_annotations: Path | None = None,
-        train_cpu_transforms: list[MapTransform] = [],
-        val_cpu_transforms: list[MapTransform] = [],
-        train_gpu_transforms: list[MapTransform] = [],
-        val_gpu_transforms: list[MapTransform] = [],
-        test_transforms: list[MapTransform] = [],
+        train_cpu_transforms: list[MapTransform] | None = None,
+        val_cpu_transforms: list[MapTransform] | None = None,
+        train_gpu_transforms: list[MapTransform] | None = None,
+        val_gpu_transforms: list[MapTransform] | None = None,
+        test_transforms: list[MapTransform] | None = None,
         batch_size: int = 16,
         num_workers: int = 8,
         pin_memory: bool = True,
@@ -230,31 +223,12 @@ class LiveCellDataModule(GPUTransformDataModule):
         self.train_annotations = _existing_file(train_annotations, "train_annotations")
         self.val_annotations = _existing_file(val_annotations, "val_annotations")
         self.test_annotations = _existing_file(test_annotations, "test_annotations")
-        self._train_cpu_transforms = Compose(train_cpu_transforms)
-        self._val_cpu_transforms = Compose(val_cpu_transforms)
-        self._train_gpu_transforms = Compose(train_gpu_transforms)
-        self._val_gpu_transforms = Compose(val_gpu_transforms)
-        self.test_transforms = Compose(test_transforms)
+        self._store_transforms(train_cpu_transforms, val_cpu_transforms, train_gpu_transforms, val_gpu_transforms)
+        self.test_transforms = Compose(test_transforms or [])
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.pin_memory = pin_memory
         self.prefetch_factor = None
-
-    @property
-    def train_cpu_transforms(self) -> Compose:
-        return self._train_cpu_transforms
-
-    @property
-    def train_gpu_transforms(self) -> Compose:
-        return self._train_gpu_transforms
-
-    @property
-    def val_cpu_transforms(self) -> Compose:
-        return self._val_cpu_transforms
-
-    @property
-    def val_gpu_transforms(self) -> Compose:
-        return self._val_gpu_transforms
 
     def _require(self, stage: str, **paths: Path | None) -> None:
         missing = [name for name, path in paths.items() if path is None]

@@ -15,16 +15,18 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from iohub.ngff import Position, open_ome_zarr
+from iohub.ngff import Position
 from monai.data import set_track_meta
 from monai.transforms import Compose
 from torch import Tensor
 
 from viscy_data._typing import DictTransform, NormMeta
 from viscy_data._utils import _ensure_channel_list, _read_norm_meta
-from viscy_data.gpu_aug import GPUTransformDataModule
-from viscy_data.io import WORKER_CONTEXT, channel_indices, fov_name, require, store_path
+from viscy_data.distributed import get_rank
+from viscy_data.gpu_aug import GPUTransformDataModule, StoredTransforms, fit_positions
+from viscy_data.io import WORKER_CONTEXT, channel_indices, fov_name, store_path
 from viscy_data.normalization import check_norm_meta as _check_norm_meta
+from viscy_data.optional import require
 from viscy_data.select import SelectWell
 
 if TYPE_CHECKING:
@@ -145,13 +147,7 @@ class MmappedDataset(torch.utils.data.Dataset):
         return [self._sample(volume) for volume in volumes]
 
 
-def _dist_rank() -> int:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank()
-    return 0
-
-
-class MmappedDataModule(GPUTransformDataModule, SelectWell):
+class MmappedDataModule(StoredTransforms, GPUTransformDataModule, SelectWell):
     """GPU-augmentation DataModule over an HCS plate cached (after preprocessing) in memory-mapped files.
 
     Parameters
@@ -209,10 +205,7 @@ class MmappedDataModule(GPUTransformDataModule, SelectWell):
         self.num_workers = num_workers
         self.split_ratio = split_ratio
         self._preprocessing_transforms = Compose(preprocess_transforms)
-        self._train_cpu_transforms = Compose(train_cpu_transforms)
-        self._val_cpu_transforms = Compose(val_cpu_transforms)
-        self._train_gpu_transforms = Compose(train_gpu_transforms)
-        self._val_gpu_transforms = Compose(val_gpu_transforms)
+        self._store_transforms(train_cpu_transforms, val_cpu_transforms, train_gpu_transforms, val_gpu_transforms)
         self.pin_memory = pin_memory
         self.prefetch_factor = prefetch_factor if num_workers > 0 else None
         self.array_key = array_key
@@ -226,26 +219,10 @@ class MmappedDataModule(GPUTransformDataModule, SelectWell):
         return self._preprocessing_transforms
 
     @property
-    def train_cpu_transforms(self) -> Compose:
-        return self._train_cpu_transforms
-
-    @property
-    def train_gpu_transforms(self) -> Compose:
-        return self._train_gpu_transforms
-
-    @property
-    def val_cpu_transforms(self) -> Compose:
-        return self._val_cpu_transforms
-
-    @property
-    def val_gpu_transforms(self) -> Compose:
-        return self._val_gpu_transforms
-
-    @property
     def cache_dir(self) -> Path:
         """``<scratch>/<SLURM_JOB_ID or viscy_cache>/<rank>/<plate name>``, created if needed."""
         scratch = self.scratch_dir or Path(tempfile.gettempdir())
-        cache_dir = scratch / os.getenv("SLURM_JOB_ID", "viscy_cache") / str(_dist_rank()) / self.data_path.name
+        cache_dir = scratch / os.getenv("SLURM_JOB_ID", "viscy_cache") / str(get_rank()) / self.data_path.name
         cache_dir.mkdir(parents=True, exist_ok=True)
         return cache_dir
 
@@ -279,13 +256,8 @@ class MmappedDataModule(GPUTransformDataModule, SelectWell):
         stage : str
             ``"fit"`` or ``"validate"``.
         """
-        if stage not in ("fit", "validate"):
-            raise NotImplementedError("Only fit and validate stages are supported.")
+        positions = fit_positions(self, self.data_path, stage)
         require("tensordict", "MmappedDataModule", _INSTALL)
-        if not self.data_path.exists():
-            raise FileNotFoundError(f"OME-Zarr store not found: {self.data_path}")
-        plate = open_ome_zarr(self.data_path, mode="r", layout="hcs")
-        positions = self._filter_fit_fovs(plate)
         for position in positions:
             if self.array_key not in position.array_keys():
                 raise KeyError(f"FOV '{fov_name(position)}' of {store_path(position)} has no array '{self.array_key}'")

@@ -474,7 +474,10 @@ class FlexibleBatchSampler(Sampler[list[int]]):
         seeds = rng.choice(pool, size=min(self.group_by_fov_frames, len(pool)), replace=False)
         frames = np.unique(self._frame_of[seeds])
         members = np.concatenate(
-            [self._frame_order[s : s + n] for s, n in zip(self._frame_start[frames], self._frame_size[frames])]
+            [
+                self._frame_order[s : s + n]
+                for s, n in zip(self._frame_start[frames], self._frame_size[frames], strict=True)
+            ]
         )
         chosen = rng.permutation(members[~np.isin(members, kept)])[:n_grouped]
         refill = replaced[~np.isin(replaced, chosen)][: n_grouped - len(chosen)]  # frames hold too few anchors

@@ -14,7 +14,7 @@ from viscy_data.io import WORKER_CONTEXT, channel_indices, store_path
 
 __all__ = ["SegmentationDataModule", "SegmentationDataset"]
 
-_logger = logging.getLogger("lightning.pytorch")
+_logger = logging.getLogger(__name__)
 
 
 class SegmentationDataset(Dataset):

@@ -33,7 +33,6 @@ from viscy_data.io import (
     PositionArrays,
     channel_indices,
     fov_name,
-    require,
     store_path,
 )
 from viscy_data.nonfinite import NonFinitePolicy, check_nonfinite_policy
@@ -41,6 +40,7 @@ from viscy_data.normalization import check_norm_meta as _check_norm_meta
 from viscy_data.normalization import index_norm_meta as _index_norm_meta
 from viscy_data.normalization import read_norm_meta as _read_norm_meta
 from viscy_data.normalization import stack_norm_meta as _stack_norm_meta
+from viscy_data.optional import require
 from viscy_data.patches import PatchReader
 from viscy_data.select import _filter_fovs, _filter_wells
 
@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 
 __all__ = ["TripletDataModule", "TripletDataset"]
 
-_logger = logging.getLogger("lightning.pytorch")
+_logger = logging.getLogger(__name__)
 
 REQUIRED_TRACK_COLUMNS = ["track_id", "t", "y", "x"]
 _OPTIONAL_INDEX_COLUMNS = ("z", "y", "x")
@@ -300,12 +300,13 @@ class TripletDataModule(LightningDataModule):
         Fraction of FOVs used for training.
     batch_size, num_workers : int
         Loader settings (workers are threads; more than 1 rarely helps).
-    normalizations, augmentations : list[MapTransform]
+    normalizations, augmentations : list[MapTransform] | None
         Dictionary transforms applied batched, per channel, on the device.
     augment_validation : bool
         Augment validation batches too.
-    caching : bool
-        Kept for compatibility (triplets always read ``data_path``).
+    caching : bool | None
+        Deprecated and ignored (triplets always read ``data_path``; ``cache_pool_bytes`` sizes their
+        decoded-chunk cache); setting it emits a DeprecationWarning.
     fit_include_wells, fit_exclude_fovs : list[str] | None
         Well and FOV filters.
     predict_cells, include_fov_names, include_track_ids
@@ -337,10 +338,10 @@ class TripletDataModule(LightningDataModule):
         split_ratio: float = 0.8,
         batch_size: int = 16,
         num_workers: int = 1,
-        normalizations: list[MapTransform] = [],
-        augmentations: list[MapTransform] = [],
+        normalizations: list[MapTransform] | None = None,
+        augmentations: list[MapTransform] | None = None,
         augment_validation: bool = True,
-        caching: bool = False,
+        caching: bool | None = None,
         fit_include_wells: list[str] | None = None,
         fit_exclude_fovs: list[str] | None = None,
         predict_cells: bool = False,
@@ -361,6 +362,13 @@ class TripletDataModule(LightningDataModule):
         check_nonfinite_policy(nonfinite, type(self).__name__)
         if num_workers > 1:
             warnings.warn("Using more than 1 thread worker will likely degrade performance.", stacklevel=2)
+        if caching is not None:
+            warnings.warn(
+                "TripletDataModule(caching=...) is deprecated and ignored: triplets always read data_path; "
+                "use cache_pool_bytes to size the decoded-chunk cache instead.",
+                DeprecationWarning,
+                stacklevel=2,
+            )
         if any(f > i for f, i in zip(final_yx_patch_size, initial_yx_patch_size, strict=True)):
             raise ValueError(
                 f"final_yx_patch_size {tuple(final_yx_patch_size)} exceeds initial_yx_patch_size "

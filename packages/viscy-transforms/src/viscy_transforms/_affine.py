@@ -59,7 +59,7 @@ class _BatchedRandAffineBase(MapTransform, Randomizable):
             # one resampling pass for all keys: the sampling grid is shared across channels
             channels = [d[key].shape[1] for key in keys]
             warped = self._warp(torch.cat([d[key] for key in keys], dim=1), matrices, selected)
-            d.update(zip(keys, warped.split(channels, dim=1)))
+            d.update(zip(keys, warped.split(channels, dim=1), strict=True))
         else:
             for key in keys:
                 d[key] = self._warp(d[key], matrices, selected)
@@ -221,4 +221,4 @@ class MonaiBatchedRandAffined(_BatchedRandAffineBase):
             draw_range_params(self.R, batch_size, self.translate_range, 3),
             draw_range_params(self.R, batch_size, self.scale_range, 3, offset=1.0),
         )
-        return tuple(p[:, :width] for p, width in zip(params, widths))
+        return tuple(p[:, :width] for p, width in zip(params, widths, strict=True))

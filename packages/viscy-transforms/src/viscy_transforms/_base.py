@@ -226,7 +226,7 @@ class BatchedRandDict(MapTransform, Randomizable):
         if self.transform.channel_independent and len({(d[k].shape[2:], d[k].dtype) for k in keys}) == 1:
             channels = [d[key].shape[1] for key in keys]
             out = self.transform(torch.cat([d[key] for key in keys], dim=1), randomize=False)
-            d.update(zip(keys, out.split(channels, dim=1)))
+            d.update(zip(keys, out.split(channels, dim=1), strict=True))
             return d
         for key in keys:
             d[key] = self.transform(d[key], randomize=False)

@@ -62,7 +62,7 @@ class _BatchedRandLocalPixelShuffling(BatchedRandomTransform):
         origins = torch.as_tensor(self._origins, device=img.device) @ strides  # (n, B)
         permutations = torch.as_tensor(self._permutations, device=img.device)
         flat = img.flatten(2).clone()
-        for origin, permutation in zip(origins, permutations):
+        for origin, permutation in zip(origins, permutations, strict=True):
             target = origin[:, None] + offsets[None, :]  # (B, P)
             source = target.gather(1, permutation)
             values = flat.gather(2, source[:, None].expand(batch_size, channels, -1))

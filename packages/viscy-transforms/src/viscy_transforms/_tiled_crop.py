@@ -52,7 +52,7 @@ class TiledSpatialCropSamplesd(MapTransform, MultiSampleTrait):
         origins = np.stack(np.unravel_index(np.arange(self.num_samples), grid), axis=1) * np.asarray(self.roi_size)
         results = []
         for origin in origins:
-            window = tuple(slice(int(o), int(o) + r) for o, r in zip(origin, self.roi_size))
+            window = tuple(slice(int(o), int(o) + r) for o, r in zip(origin, self.roi_size, strict=True))
             tile = dict(sample)
             for key, image in images.items():
                 tile[key] = image[(slice(None), *window)]

@@ -1,9 +1,14 @@
-"""Import optional dependencies with an error that names the extra to install."""
+"""Import optional dependencies of viscy-utils with an error that names the extra to install.
+
+The mechanism is :func:`viscy_data.optional.require`; this module only knows which viscy-utils extra provides
+which module.
+"""
 
 from __future__ import annotations
 
-import importlib
 from types import ModuleType
+
+from viscy_data.optional import install_command, require
 
 _EXTRAS = {
     "anndata": "anndata",
@@ -22,22 +27,19 @@ _EXTRAS = {
 }
 
 
-def import_optional(module_name: str) -> ModuleType:
+def import_optional(module_name: str, owner: str = "viscy-utils") -> ModuleType:
     """Import ``module_name``, or raise an ImportError naming the viscy-utils extra that provides it.
 
     Parameters
     ----------
     module_name : str
         Importable module name, e.g. ``"anndata"`` or ``"sklearn.decomposition"``.
+    owner : str
+        What needs the module, named in the error message.
 
     Returns
     -------
     ModuleType
         The imported module.
     """
-    try:
-        return importlib.import_module(module_name)
-    except ImportError as error:
-        extra = _EXTRAS.get(module_name.split(".")[0])
-        package = f"'viscy-utils[{extra}]'" if extra else "viscy-utils"
-        raise ImportError(f"{module_name!r} is not installed. Install it with: pip install {package}") from error
+    return require(module_name, owner, install_command("viscy-utils", _EXTRAS.get(module_name.split(".")[0])))

@@ -83,11 +83,25 @@ class VisCyCLI(LightningCLI):
             return None
 
 
+_PACKAGE_LOGGERS = ("viscy_data", "viscy_models", "viscy_transforms", "viscy_utils", "dynaclr")
+"""Parents of the workspace's module loggers (``logging.getLogger(__name__)``), shown like Lightning's own."""
+
+
 def setup_environment() -> None:
-    """Set the Lightning log level from ``VISCY_LOG_LEVEL`` (default INFO), allow TF32 matmuls, drop library noise."""
+    """Set the log level from ``VISCY_LOG_LEVEL`` (default INFO), allow TF32 matmuls, drop library noise.
+
+    The level applies to Lightning's logger (``"lightning.pytorch"``, a library's, named as such) and to the
+    workspace packages' loggers, which print to stderr as Lightning's do when the root logger has no handler.
+    """
     silence_library_noise()
     level = os.environ.get("VISCY_LOG_LEVEL", logging.INFO)
-    logging.getLogger("lightning.pytorch").setLevel(int(level) if str(level).isdigit() else str(level).upper())
+    level = int(level) if str(level).isdigit() else str(level).upper()
+    logging.getLogger("lightning.pytorch").setLevel(level)
+    for name in _PACKAGE_LOGGERS:
+        package_logger = logging.getLogger(name)
+        package_logger.setLevel(level)
+        if not logging.getLogger().hasHandlers() and not package_logger.handlers:
+            package_logger.addHandler(logging.StreamHandler())
     torch.set_float32_matmul_precision("high")
 
 

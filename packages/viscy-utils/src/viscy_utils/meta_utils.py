@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -145,7 +146,9 @@ def generate_normalization_metadata(
                 _logger.info(f"Sampling channel {channel_name!r} (index {channel_index}, {k + 1}/{len(channel_ids)})")
                 samples = list(
                     tqdm(
-                        executor.map(lambda p: _grid_sample(p, grid_spacing, channel_index, num_workers), positions),
+                        executor.map(
+                            _grid_sample, positions, repeat(grid_spacing), repeat(channel_index), repeat(num_workers)
+                        ),
                         total=len(positions),
                         desc=f"Positions ({channel_name})",
                     )
@@ -155,7 +158,7 @@ def generate_normalization_metadata(
                 timepoint_statistics = _timepoint_statistics(samples, n_timepoints)
                 plate_meta = {"dataset_statistics": dataset_statistics, "timepoint_statistics": timepoint_statistics}
                 write_norm_meta(plate, channel_name, plate_meta)
-                for position, fov_stats in zip(positions, fov_statistics):
+                for position, fov_stats in zip(positions, fov_statistics, strict=True):
                     position_meta = {
                         "dataset_statistics": dataset_statistics,
                         "fov_statistics": fov_stats,

@@ -33,7 +33,7 @@ def mp_wrapper(fn: Callable, fn_args: Sequence[tuple], workers: int) -> list:
     if not fn_args:
         return []
     with ProcessPoolExecutor(workers) as executor:
-        return list(executor.map(fn, *zip(*fn_args)))
+        return list(executor.map(fn, *zip(*fn_args, strict=True)))
 
 
 def mp_get_val_stats(fn_args: Sequence[np.ndarray], workers: int) -> list[dict[str, float]]:

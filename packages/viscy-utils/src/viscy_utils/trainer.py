@@ -19,7 +19,7 @@ from viscy_utils.checkpoint import check_checkpoint_matches, is_checkpoint_file_
 
 __all__ = ["VisCyTrainer"]
 
-_logger = logging.getLogger("lightning.pytorch")
+_logger = logging.getLogger(__name__)
 
 _EXPORT_AXES = {0: "batch_size", 1: "channels", 3: "num_rows", 4: "num_cols"}
 _EXTERNAL_DATA_BYTES = 1 << 30

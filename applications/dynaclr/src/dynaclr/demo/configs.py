@@ -127,7 +127,6 @@ def _data(
             "channel_dropout_prob": 0.0,
             "normalizations": _normalizations(),
             "augmentations": _augmentations(),
-            "hcl_beta": 0.5,
             "seed": seed,
             "val_fovs": val_fovs,
         },

@@ -11,6 +11,7 @@ lineage/time lookup, the positions and the patch origins are the index's: nothin
 from __future__ import annotations
 
 import logging
+import warnings
 import zlib
 from typing import Any
 
@@ -23,8 +24,9 @@ from torch.utils.data import Dataset
 from viscy_data._typing import INDEX_COLUMNS
 from viscy_data.contrastive.cell_index import MultiExperimentIndex
 from viscy_data.contrastive.tau_sampling import tau_distribution
-from viscy_data.io import DEFAULT_CACHE_POOL_BYTES, PositionArrays, require
+from viscy_data.io import DEFAULT_CACHE_POOL_BYTES, PositionArrays
 from viscy_data.normalization import read_norm_meta
+from viscy_data.optional import require
 from viscy_data.patches import PatchReader
 
 __all__ = ["MultiExperimentTripletDataset"]
@@ -68,8 +70,10 @@ class MultiExperimentTripletDataset(Dataset):
         ``tau_range_hours`` (the index converts it to frames and selects the anchors with it).
     tau_decay_rate : float
         Exponential bias of tau toward the lower bound (0 = uniform).
-    return_negative : bool
-        Reserved: NT-Xent uses in-batch negatives, so no negative patches are read.
+    return_negative : bool | None
+        Deprecated and ignored: NT-Xent uses in-batch negatives, so no negative patches are read (explicit
+        negatives come from ``viscy_data.triplet.TripletDataModule(return_negative=True)``); setting it emits
+        a DeprecationWarning.
     cache_pool_bytes : int
         Bound in bytes of the decoded-chunk cache shared by every reader of this process asking
         for the same bound (default 4 GiB; 0 turns it off), see ``viscy_data.io.shared_context``.
@@ -103,7 +107,7 @@ class MultiExperimentTripletDataset(Dataset):
         fit: bool = True,
         tau_range_hours: tuple[float, float] = (0.5, 2.0),
         tau_decay_rate: float = 2.0,
-        return_negative: bool = False,
+        return_negative: bool | None = None,
         cache_pool_bytes: int = DEFAULT_CACHE_POOL_BYTES,
         seed: int = 0,
     ) -> None:
@@ -113,7 +117,13 @@ class MultiExperimentTripletDataset(Dataset):
         self.fit = fit
         self.tau_range_hours = tuple(tau_range_hours)
         self.tau_decay_rate = tau_decay_rate
-        self.return_negative = return_negative
+        if return_negative is not None:
+            warnings.warn(
+                "MultiExperimentTripletDataset(return_negative=...) is deprecated and ignored: NT-Xent losses use "
+                "in-batch negatives; use viscy_data.triplet.TripletDataModule(return_negative=True) for explicit ones.",
+                DeprecationWarning,
+                stacklevel=2,
+            )
         self.cache_pool_bytes = cache_pool_bytes
         self.seed = seed
         self.anchors = index.valid_anchors if fit else index.tracks

@@ -41,29 +41,56 @@ def filter_schedule(
 
 
 class ConvBlockND(nn.Module):
-    """Repeated conv / activation / norm layers with an optional residual connection (2D or 3D).
+    """Repeated conv / activation / norm / dropout layers with an optional residual connection.
 
-    Submodules are registered as ``Conv{d}d_{i}``, ``{norm}_norm_{i}``, ``{activation}_act_{i}``,
-    ``dropout_{i}`` and ``resid_conv``, the names checkpoints of the original VisCy use.
+    Subclasses set ``dims`` (2 or 3). Submodules are registered as ``Conv{d}d_{i}``, ``{norm}_norm_{i}``,
+    ``{activation}_act_{i}``, ``dropout_{i}`` and ``resid_conv``, the names checkpoints of the original VisCy use.
+
+    Parameters
+    ----------
+    in_filters, out_filters : int
+        Input and output channels.
+    dropout : float or bool
+        Dropout2d/Dropout3d probability after each convolution (False/0 disables it).
+    norm : str
+        "batch", "instance", or anything else for no normalisation.
+    residual : bool
+        Add the (channel-padded or 1x1-projected) input to the output.
+    activation : str
+        "relu", "leakyrelu", "elu", "selu" or "linear" (no activation).
+    transpose : bool
+        Use transposed convolutions (only with ``filter_steps="linear"``).
+    kernel_size : int or tuple of int
+        Odd kernel size, an int for every spatial dim or one per dim (``dims`` entries).
+    num_repeats : int
+        Number of convolutions.
+    filter_steps : {"first", "last", "linear"}
+        Where the channel change happens.
+    layer_order : str
+        Permutation of "can" (conv, activation, norm).
+    padding : str or tuple of int, optional
+        None/"same" keeps the size (k // 2 per side), "valid" pads nothing, a tuple is passed to ``F.pad``.
     """
+
+    dims: Literal[2, 3]
 
     def __init__(
         self,
-        dims: Literal[2, 3],
         in_filters: int,
         out_filters: int,
-        dropout: float | bool,
-        norm: str,
-        residual: bool,
-        activation: str,
-        transpose: bool,
-        kernel_size: int | Sequence[int],
-        num_repeats: int,
-        filter_steps: Literal["first", "last", "linear"],
-        layer_order: str,
-        padding: str | tuple[int, ...] | None,
+        dropout: float | bool = False,
+        norm: str = "batch",
+        residual: bool = True,
+        activation: str = "relu",
+        transpose: bool = False,
+        kernel_size: int | Sequence[int] = 3,
+        num_repeats: int = 3,
+        filter_steps: Literal["first", "last", "linear"] = "first",
+        layer_order: str = "can",
+        padding: str | tuple[int, ...] | None = None,
     ) -> None:
         super().__init__()
+        dims = self.dims
         block_name = f"ConvBlock{dims}D"
         self.in_filters = in_filters
         self.out_filters = out_filters

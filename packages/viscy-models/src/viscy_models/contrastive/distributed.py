@@ -7,6 +7,12 @@ from torch import Tensor
 __all__ = ["gather_across_ranks", "gather_embeddings_and_labels"]
 
 
+def _world_size() -> int:
+    """Processes in the default group, 1 outside one (viscy-models depends on no workspace package, so it
+    cannot use ``viscy_data.distributed.get_world_size``)."""
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
 def _gather_padded(local: Tensor, sizes: list[int]) -> list[Tensor]:
     max_size = max(sizes)
     padded = local.new_zeros((max_size, *local.shape[1:]))
@@ -18,7 +24,7 @@ def _gather_padded(local: Tensor, sizes: list[int]) -> list[Tensor]:
 
 def _local_sizes(local: Tensor) -> list[int]:
     size = torch.tensor([local.shape[0]], dtype=torch.long, device=local.device)
-    sizes = [torch.empty_like(size) for _ in range(dist.get_world_size())]
+    sizes = [torch.empty_like(size) for _ in range(_world_size())]
     dist.all_gather(sizes, size)
     return [int(s.item()) for s in sizes]
 
@@ -58,7 +64,7 @@ def gather_across_ranks(local: Tensor) -> Tensor:
     Tensor
         (sum of n_rank, ...) rows of all ranks in rank order; the input itself when not distributed.
     """
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+    if _world_size() == 1:
         return local
     return _GatherWithGradient.apply(local)
 
@@ -81,7 +87,7 @@ def gather_embeddings_and_labels(embeddings: Tensor, labels: Tensor) -> tuple[Te
     tuple[Tensor, Tensor]
         Global embeddings (N, D) and labels (N,).
     """
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+    if _world_size() == 1:
         return embeddings, labels
     if labels.numel() and int(labels.min()) < 0:
         raise ValueError("gather_distributed=True needs non-negative integer labels to offset them per rank")

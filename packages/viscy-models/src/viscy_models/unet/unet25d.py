@@ -3,12 +3,11 @@
 from collections.abc import Sequence
 from typing import Literal
 
-import torch
 from torch import Tensor, nn
 
 from viscy_models._components.conv_block_3d import ConvBlock3D
-from viscy_models._validation import check_input_shape
 from viscy_models.unet._filters import unet_filters
+from viscy_models.unet._unet_pass import check_unet_input, unet_pass
 
 __all__ = ["Unet25d"]
 
@@ -106,21 +105,7 @@ class Unet25d(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Map (B, in_channels, in_stack_depth, H, W) to (B, out_channels, out_stack_depth, H, W)."""
-        size = 2**self.num_blocks
-        check_input_shape(
-            x,
-            type(self).__name__,
-            ("B", "C", "D", "H", "W"),
-            fixed={"C": self.in_channels, "D": self.in_stack_depth},
-            multiple_of={"H": size, "W": size},
+        check_unet_input(self, x, depth=self.in_stack_depth)
+        return self.terminal_block(
+            unet_pass(self, x, skip=lambda i, features: getattr(self, f"skip_conv_layer_{i}")(features))
         )
-        skips = []
-        for i in range(self.num_blocks):
-            x = getattr(self, f"down_conv_block_{i}")(x)
-            skips.append(getattr(self, f"skip_conv_layer_{i}")(x))
-            x = getattr(self, f"down_samp_{i}")(x)
-        x = self.bottom_transition_block(x)
-        for i in range(self.num_blocks):
-            x = torch.cat([self.up_samplers[i](x), skips[-(i + 1)]], dim=1)
-            x = getattr(self, f"up_conv_block_{i}")(x)
-        return self.terminal_block(x)

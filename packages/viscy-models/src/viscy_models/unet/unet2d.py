@@ -3,12 +3,11 @@
 from collections.abc import Sequence
 from typing import Literal
 
-import torch
 from torch import Tensor, nn
 
 from viscy_models._components.conv_block_2d import ConvBlock2D
-from viscy_models._validation import check_input_shape
 from viscy_models.unet._filters import unet_filters
+from viscy_models.unet._unet_pass import check_unet_input, unet_pass
 
 __all__ = ["Unet2d"]
 
@@ -96,22 +95,5 @@ class Unet2d(nn.Module):
 
         The input shape is always validated; ``validate_input`` is kept for compatibility.
         """
-        size = 2**self.num_blocks
-        check_input_shape(
-            x,
-            type(self).__name__,
-            ("B", "C", "D", "H", "W"),
-            fixed={"C": self.in_channels, "D": 1},
-            multiple_of={"H": size, "W": size},
-        )
-        x = x.squeeze(2)
-        skips = []
-        for i in range(self.num_blocks):
-            x = getattr(self, f"down_conv_block_{i}")(x)
-            skips.append(x)
-            x = getattr(self, f"down_samp_{i}")(x)
-        x = self.bottom_transition_block(x)
-        for i in range(self.num_blocks):
-            x = torch.cat([self.up_samplers[i](x), skips[-(i + 1)]], dim=1)
-            x = getattr(self, f"up_conv_block_{i}")(x)
-        return self.terminal_block(x).unsqueeze(2)
+        check_unet_input(self, x, depth=1)
+        return self.terminal_block(unet_pass(self, x.squeeze(2))).unsqueeze(2)

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import torch.distributed as dist
 
+from viscy_data.distributed import get_rank, get_world_size
 from viscy_utils.callbacks._embedding_parts import _check_prediction, to_numpy
 
 
@@ -58,7 +59,7 @@ def assemble_table(batches: Sequence[EmbeddingBatch], rank: int, world_size: int
         raise ValueError(f"predict_step returned {len(features)} feature rows but {len(index)} index rows.")
     sizes = [len(to_numpy(b.prediction["features"])) for b in batches]
     dataloader_ids = np.repeat([b.dataloader_idx for b in batches], sizes)
-    if all(len(b.dataset_indices) == size for b, size in zip(batches, sizes)):
+    if all(len(b.dataset_indices) == size for b, size in zip(batches, sizes, strict=True)):
         dataset_indices = np.concatenate([np.asarray(b.dataset_indices, dtype=np.int64) for b in batches])
     else:
         warnings.warn(
@@ -91,10 +92,6 @@ def merge_tables(tables: Sequence[EmbeddingTable]) -> EmbeddingTable:
     )
 
 
-def _distributed() -> bool:
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-
-
 def gather_to_rank_zero(table: EmbeddingTable) -> list[EmbeddingTable] | None:
     """Gather every rank's table on rank 0 (a CPU/gloo group is used for non-gloo backends).
 
@@ -103,10 +100,10 @@ def gather_to_rank_zero(table: EmbeddingTable) -> list[EmbeddingTable] | None:
     list[EmbeddingTable] | None
         All tables in rank order on rank 0, ``None`` on the other ranks.
     """
-    if not _distributed():
+    if get_world_size() == 1:
         return [table]
     group = None if dist.get_backend() == "gloo" else dist.new_group(backend="gloo")
-    gathered = [None] * dist.get_world_size() if dist.get_rank() == 0 else None
+    gathered = [None] * get_world_size() if get_rank() == 0 else None
     dist.gather_object(table, gathered, dst=0, group=group)
     if group is not None:
         dist.destroy_process_group(group)

@@ -15,7 +15,7 @@ import numpy as np
 
 from viscy_utils._optional import import_optional
 
-_logger = logging.getLogger("lightning.pytorch")
+_logger = logging.getLogger(__name__)
 
 Transform = Callable[[np.ndarray], np.ndarray]
 

@@ -1,9 +1,11 @@
-"""Write predicted embeddings to an AnnData zarr store, and read legacy xarray embedding stores.
+"""Write predicted embeddings to an AnnData zarr store.
 
 The AnnData store has ``X`` = features ``(n_cells, n_features)``, ``obs`` = the tracking index columns
 (``fov_name`` without leading/trailing "/", ``track_id``, ``t``, ``id``, ...) with unique obs names
 ``"0".."n-1"``, and ``obsm`` keys among ``X_projections``, ``X_pca``, ``X_umap`` and ``X_phate``.
 anndata comes with ``pip install 'viscy-utils[anndata]'``; the reductions need ``viscy-utils[eval]``.
+The legacy xarray reader (``read_embedding_dataset``, ``get_available_index_columns``) lives in
+:mod:`viscy_utils.legacy_embeddings` and stays importable from here.
 """
 
 from __future__ import annotations
@@ -13,70 +15,24 @@ import shutil
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter
 
-from viscy_data import INDEX_COLUMNS
 from viscy_utils._optional import import_optional
 from viscy_utils.callbacks._embedding_assembly import write_store
 from viscy_utils.callbacks._embedding_parts import PartWriter
 from viscy_utils.callbacks._reduction_fit import bounded_neighbours as _bounded_neighbours
 from viscy_utils.callbacks._reduction_fit import sampled_reductions
+from viscy_utils.legacy_embeddings import get_available_index_columns, read_embedding_dataset
 from viscy_utils.store import write_anndata_zarr, write_replacing
-
-if TYPE_CHECKING:
-    from xarray import Dataset
 
 __all__ = ["read_embedding_dataset", "EmbeddingWriter", "write_embedding_dataset", "get_available_index_columns"]
 
-_logger = logging.getLogger("lightning.pytorch")
-
-
-def get_available_index_columns(dataset: Dataset, dataset_path: str | None = None) -> list[str]:
-    """Index columns (in ``INDEX_COLUMNS`` order) present in a legacy embedding Dataset's coordinates.
-
-    Parameters
-    ----------
-    dataset : Dataset
-        Legacy xarray embedding dataset.
-    dataset_path : str | None
-        Path used in the warning about missing columns.
-
-    Returns
-    -------
-    list[str]
-        The available index columns.
-    """
-    available = [column for column in INDEX_COLUMNS if column in dataset.coords]
-    missing = sorted(set(INDEX_COLUMNS) - set(available))
-    if missing:
-        where = f" at {dataset_path}" if dataset_path else ""
-        _logger.warning(
-            f"Dataset{where} is missing index columns: {missing}. This appears to be a legacy dataset format."
-        )
-    return available
-
-
-def read_embedding_dataset(path: str | Path) -> Dataset:
-    """Open a legacy xarray embedding store, indexed by its available index columns.
-
-    Parameters
-    ----------
-    path : str | Path
-        Zarr store written by the xarray-based embedding writer (not the AnnData format).
-
-    Returns
-    -------
-    Dataset
-        Dataset whose ``sample`` dimension is a MultiIndex of the index columns.
-    """
-    xr = import_optional("xarray")
-    dataset = xr.open_zarr(path)
-    return dataset.set_index(sample=get_available_index_columns(dataset, str(path)))
+_logger = logging.getLogger(__name__)
 
 
 def _reductions(

@@ -30,7 +30,7 @@ from viscy_utils.evaluation.online_metrics import (
 
 __all__ = ["OnlineEvalCallback"]
 
-_logger = logging.getLogger("lightning.pytorch")
+_logger = logging.getLogger(__name__)
 
 #: The LightningModule attribute its ``validation_step`` fills with the batch's anchor embeddings.
 EMBEDDINGS_ATTRIBUTE = "validation_embeddings"

@@ -18,7 +18,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 __all__ = ["SigtermCheckpoint"]
 
-_logger = logging.getLogger("lightning.pytorch")
+_logger = logging.getLogger(__name__)
 
 
 class SigtermCheckpoint(Callback):

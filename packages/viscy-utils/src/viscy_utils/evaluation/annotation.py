@@ -69,7 +69,7 @@ def convert(
     ValueError
         If the dataset has no ``features`` variable.
     """
-    from viscy_utils.callbacks.embedding_writer import get_available_index_columns
+    from viscy_utils.legacy_embeddings import get_available_index_columns
 
     ad = import_optional("anndata")
     output_path = Path(output_path)

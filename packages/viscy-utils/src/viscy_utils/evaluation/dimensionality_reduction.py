@@ -80,10 +80,7 @@ def compute_phate(
     tuple[phate.PHATE, np.ndarray]
         The fitted model and the ``(n_samples, n_components)`` embedding.
     """
-    try:
-        import phate
-    except ImportError as error:
-        raise ImportError("PHATE is not available. Install with: pip install 'viscy-utils[eval]'") from error
+    phate = import_optional("phate", owner="compute_phate")
     features = _features_array(embedding_dataset)
     if scale_embeddings:
         features = _standardize(features)

@@ -211,10 +211,11 @@ class AssembledClassifier(nn.Module):
         attribution = torch.zeros_like(img)
         coverage = torch.zeros_like(img)
         starts = [
-            range(0, size - window + 1, step) for size, window, step in zip(spatial, sliding_window_shapes, strides)
+            range(0, size - window + 1, step)
+            for size, window, step in zip(spatial, sliding_window_shapes, strides, strict=True)
         ]
         for corner in itertools.product(*starts):
-            window = (slice(None), *(slice(c, c + w) for c, w in zip(corner, sliding_window_shapes)))
+            window = (slice(None), *(slice(c, c + w) for c, w in zip(corner, sliding_window_shapes, strict=True)))
             occluded = img.clone()
             occluded[window] = baselines
             drop = reference - self(occluded, scale_features=scale_features).flatten(1).sum(1)

@@ -237,7 +237,9 @@ def train_linear_classifier(
     splits = {"train": (X, y)}
     if split_train_data < 1.0:
         if counts.min() < 2:
-            raise ValueError(f"Each class needs 2 cells for a stratified split; counts: {dict(zip(classes, counts))}.")
+            raise ValueError(
+                f"Each class needs 2 cells for a stratified split; counts: {dict(zip(classes, counts, strict=True))}."
+            )
         X_train, X_val, y_train, y_val = model_selection.train_test_split(
             X, y, train_size=split_train_data, random_state=random_seed, stratify=y, shuffle=True
         )

@@ -10,10 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-try:
-    from pydantic import BaseModel, Field, field_validator, model_validator
-except ImportError as error:
-    raise ImportError("'pydantic' is not installed. Install it with: pip install 'viscy-utils[eval]'") from error
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 __all__ = [
     "VALID_TASKS",
