@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
-from monai.data.utils import collate_meta_tensor
 from torch import Tensor
 
 from viscy_data._typing import DictTransform, NormMeta, Sample
@@ -56,6 +55,8 @@ def _collate_samples(batch: Sequence[Sample]) -> Sample:
 
     Only lists are flattened: tuples such as an ``HCSStackIndex`` stay one entry per sample.
     """
+    from monai.data.utils import collate_meta_tensor
+
     collated: dict[str, Any] = {}
     for key in batch[0]:
         flat = []
@@ -103,6 +104,8 @@ def _scatter_channels(
         else:
             if any(meta is None for meta in norm_meta):
                 raise ValueError("Some samples of the batch have no normalization metadata.")
+            from monai.data.utils import collate_meta_tensor
+
             channels["norm_meta"] = collate_meta_tensor(list(norm_meta))
     return channels
 

@@ -16,7 +16,7 @@ import torch
 from iohub.ngff import Plate, Position, open_ome_zarr
 from lightning.pytorch import LightningDataModule
 from monai.data import set_track_meta
-from monai.transforms import CenterSpatialCropd, Compose, MapTransform, MultiSampleTrait, RandAffined
+from monai.transforms import CenterSpatialCropd, MultiSampleTrait, RandAffined
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
@@ -29,6 +29,7 @@ from viscy_data._utils import (
     _read_norm_meta,
     _search_int_in_str,
 )
+from viscy_transforms import Compose, MapTransform
 
 __all__ = ["HCSDataModule", "MaskTestDataset", "SlidingWindowDataset"]
 

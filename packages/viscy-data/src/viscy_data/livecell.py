@@ -14,13 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from monai.transforms import Compose, MapTransform, Transform
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from viscy_data._reader import WORKER_CONTEXT
 from viscy_data._typing import Sample
 from viscy_data.gpu_aug import GPUTransformDataModule
+from viscy_transforms import Compose, MapTransform, Transform
 
 __all__ = ["LiveCellDataModule", "LiveCellDataset", "LiveCellTestDataset"]
 

@@ -17,7 +17,6 @@ import numpy as np
 import torch
 from iohub.ngff import Position, open_ome_zarr
 from monai.data import set_track_meta
-from monai.transforms import Compose
 from torch import Tensor
 
 from viscy_data._reader import WORKER_CONTEXT, channel_indices, fov_name, require, store_path
@@ -25,6 +24,7 @@ from viscy_data._typing import DictTransform, NormMeta
 from viscy_data._utils import _check_norm_meta, _ensure_channel_list, _read_norm_meta
 from viscy_data.gpu_aug import GPUTransformDataModule
 from viscy_data.select import SelectWell
+from viscy_transforms import Compose
 
 if TYPE_CHECKING:
     from tensordict import MemoryMappedTensor

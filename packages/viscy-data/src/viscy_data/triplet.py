@@ -16,8 +16,6 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import torch
 from iohub.ngff import Position
-from monai.data import ThreadDataLoader, set_track_meta
-from monai.transforms import Compose, MapTransform
 from torch import Tensor
 from torch.utils.data import Dataset
 
@@ -41,11 +39,15 @@ from viscy_data._utils import (
 from viscy_data.hcs import HCSDataModule
 from viscy_data.nonfinite import NonFinitePolicy, apply_nonfinite_policy, check_nonfinite_policy
 from viscy_data.select import _filter_fovs, _filter_wells
+from viscy_transforms import MapTransform
 
 _INSTALL = "pip install 'viscy-data[triplet]'"
 
 if TYPE_CHECKING:
     import pandas as pd
+    from monai.data import ThreadDataLoader
+
+    from viscy_transforms import Compose
 
 __all__ = ["TripletDataModule", "TripletDataset"]
 
@@ -416,6 +418,8 @@ class TripletDataModule(HCSDataModule):
         self.return_negative = return_negative
         self._cache_pool_bytes = cache_pool_bytes
         self.nonfinite = nonfinite
+        from viscy_transforms import Compose
+
         final_crop = BatchedCenterSpatialCropd(
             keys=self.source_channel, roi_size=(self.z_window_size, *self.final_yx_patch_size)
         )
@@ -460,6 +464,8 @@ class TripletDataModule(HCSDataModule):
         return positions, [self._read_tracks(position) for position in positions]
 
     def _setup_fit(self) -> None:
+        from monai.data import set_track_meta
+
         positions, tables = self._align_tracks_tables_with_positions()
         set_track_meta(False)
         order = torch.randperm(len(positions)).tolist()
@@ -479,6 +485,8 @@ class TripletDataModule(HCSDataModule):
         self.val_dataset = TripletDataset(positions[n_train:], tables[n_train:], **settings)
 
     def _setup_predict(self) -> None:
+        from monai.data import set_track_meta
+
         set_track_meta(True)
         if self.caching:
             _logger.warning("Caching is ignored in predict stage.")
@@ -498,6 +506,8 @@ class TripletDataModule(HCSDataModule):
         raise NotImplementedError("Self-supervised model does not support testing")
 
     def _loader(self, dataset: Dataset, shuffle: bool) -> ThreadDataLoader:
+        from monai.data import ThreadDataLoader
+
         return ThreadDataLoader(
             dataset,
             use_thread_workers=True,

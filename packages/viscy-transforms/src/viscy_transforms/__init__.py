@@ -8,7 +8,12 @@ per-sample input and switch to per-sample draws on 5-D batches.
 
 Each name is imported from its module on first access (``lazy_loader.attach``), so ``import viscy_transforms``
 imports neither torch nor MONAI; ``from viscy_transforms import BatchedRandFlip`` imports only what that transform
-needs."""
+needs: the ``Batched*`` transforms and those that do not wrap a MONAI class import torch but not MONAI.
+
+Beyond the transforms in ``__all__``, the package names the transform protocol they follow: ``Transform``,
+``MapTransform`` and ``Randomizable`` (MONAI's protocol without MONAI; they also recognise MONAI's classes, so
+``list[MapTransform]`` annotates a list of either kind) and ``Compose`` (``monai.transforms.Compose`` whose
+``set_random_state`` seeds VisCy's random transforms too)."""
 
 from importlib.metadata import PackageNotFoundError, version
 
@@ -70,6 +75,9 @@ __getattr__, __dir__, _ = lazy_loader.attach(
     __name__,
     submod_attrs={
         "_affine": ["BatchedRandAffined"],
+        "_base": ["MapTransform", "Randomizable", "Transform"],
+        "_batched_noise": ["BatchedRandGaussianNoise", "BatchedRandGaussianNoised"],
+        "_compose": ["Compose"],
         "_crop": [
             "BatchedCenterSpatialCrop",
             "BatchedCenterSpatialCropd",
@@ -104,12 +112,7 @@ __getattr__, __dir__, _ = lazy_loader.attach(
             "RandWeightedCropd",
             "ToDeviced",
         ],
-        "_noise": [
-            "BatchedRandGaussianNoise",
-            "BatchedRandGaussianNoised",
-            "RandGaussianNoiseTensor",
-            "RandGaussianNoiseTensord",
-        ],
+        "_noise": ["RandGaussianNoiseTensor", "RandGaussianNoiseTensord"],
         "_normalize": ["NormalizeSampled"],
         "_percentiles": ["BatchedScaleIntensityRangePercentiles", "BatchedScaleIntensityRangePercentilesd"],
         "_pixel_shuffle": ["BatchedRandLocalPixelShufflingd"],
