@@ -260,3 +260,20 @@ def test_training_without_the_annotation_column_fails_before_any_work(tmp_path):
     assert result.exit_code != 0
     assert "infection_state" in result.output and "annotations.csv" in result.output
     assert not model_dir.exists()
+
+
+def test_demo_runs_lightning_through_viscy_utils_not_through_the_dynaclr_cli():
+    """``dynaclr.cli`` imports the demo's settings, so the demo must not import ``dynaclr.cli`` (no cycle)."""
+    import ast
+
+    import dynaclr.demo
+
+    demo_dir = Path(dynaclr.demo.__file__).parent
+    imported = {
+        node.module
+        for path in demo_dir.glob("*.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ImportFrom) and node.module
+    }
+    assert "dynaclr.cli" not in imported
+    assert "viscy_utils.cli" in imported

@@ -4,7 +4,7 @@ import pytest
 import torch
 from jsonargparse import ArgumentParser
 from monai.data.utils import collate_meta_tensor
-from monai.transforms import Compose, MapTransform
+from monai.transforms import Compose
 from transforms_testing import identical_samples, n_distinct_samples
 
 import viscy_transforms as vt
@@ -35,10 +35,10 @@ augmentations:
 """
 
 
-def parse_config() -> tuple[list[MapTransform], list[MapTransform]]:
+def parse_config() -> tuple[list[vt.MapTransform], list[vt.MapTransform]]:
     parser = ArgumentParser()
-    parser.add_argument("--normalizations", type=list[MapTransform])
-    parser.add_argument("--augmentations", type=list[MapTransform])
+    parser.add_argument("--normalizations", type=list[vt.MapTransform])
+    parser.add_argument("--augmentations", type=list[vt.MapTransform])
     config = parser.instantiate(parser.parse_string(DYNACLR_YAML))
     return config.normalizations, config.augmentations
 

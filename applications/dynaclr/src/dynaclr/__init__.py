@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from viscy_transforms.lazy import lazy_exports
+import lazy_loader
 
 __all__ = [
     "BetaVaeModule",
@@ -23,17 +23,14 @@ __all__ = [
     "sample_tau",
 ]
 
-_EXPORT_MODULES = {
-    "BetaVaeModule": "engine",
-    "ContrastiveModule": "engine",
-    "ContrastivePrediction": "engine",
-    "ExperimentConfig": "experiment",
-    "ExperimentRegistry": "experiment",
-    "MultiExperimentDataModule": "datamodule",
-    "MultiExperimentIndex": "index",
-    "MultiExperimentTripletDataset": "dataset",
-    "NTXentHCL": "loss",
-    "sample_tau": "tau_sampling",
+_SUBMODULE_NAMES = {
+    "datamodule": ["MultiExperimentDataModule"],
+    "dataset": ["MultiExperimentTripletDataset"],
+    "engine": ["BetaVaeModule", "ContrastiveModule", "ContrastivePrediction"],
+    "experiment": ["ExperimentConfig", "ExperimentRegistry"],
+    "index": ["MultiExperimentIndex"],
+    "loss": ["NTXentHCL"],
+    "tau_sampling": ["sample_tau"],
 }
 
 if TYPE_CHECKING:
@@ -45,4 +42,4 @@ if TYPE_CHECKING:
     from dynaclr.loss import NTXentHCL
     from dynaclr.tau_sampling import sample_tau
 
-__getattr__, __dir__ = lazy_exports(__name__, {name: f".{module}" for name, module in _EXPORT_MODULES.items()})
+__getattr__, __dir__, _ = lazy_loader.attach(__name__, submod_attrs=_SUBMODULE_NAMES)

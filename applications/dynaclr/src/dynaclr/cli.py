@@ -23,7 +23,7 @@ _LIGHTNING_SUBCOMMANDS = {
 
 
 def run_lightning_cli(subcommand: str, args: list[str]):
-    """Run a VisCy LightningCLI subcommand with the given command-line arguments.
+    """Run a VisCy LightningCLI subcommand (:func:`viscy_utils.cli.run_cli`) with the given arguments.
 
     Parameters
     ----------
@@ -37,22 +37,9 @@ def run_lightning_cli(subcommand: str, args: list[str]):
     VisCyCLI
         The CLI after the run, with its ``trainer``, ``model`` and ``datamodule``.
     """
-    from lightning.pytorch import LightningDataModule, LightningModule
+    from viscy_utils.cli import run_cli
 
-    from viscy_utils.cli import VisCyCLI, setup_environment
-    from viscy_utils.trainer import VisCyTrainer
-
-    setup_environment()
-    return VisCyCLI(
-        model_class=LightningModule,
-        datamodule_class=LightningDataModule,
-        trainer_class=VisCyTrainer,
-        seed_everything_default=42,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        parser_kwargs={"description": "DynaCLR: contrastive learning of cell dynamics."},
-        args=[subcommand, *args],
-    )
+    return run_cli([subcommand, *args], description="DynaCLR: contrastive learning of cell dynamics.")
 
 
 def _lightning_command(subcommand: str, short_help: str) -> click.Command:

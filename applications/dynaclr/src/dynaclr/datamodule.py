@@ -16,12 +16,10 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from lightning.pytorch import LightningDataModule
-from monai.data import ThreadDataLoader, set_track_meta
-from monai.transforms import MapTransform
 from torch import Tensor
 
 from dynaclr._datamodule_checks import check_patch_arguments, check_sampling_arguments
@@ -35,6 +33,10 @@ from viscy_data.io import DEFAULT_CACHE_POOL_BYTES
 from viscy_data.nonfinite import NonFinitePolicy, check_nonfinite_policy
 from viscy_data.normalization import check_norm_meta
 from viscy_data.sampler import FlexibleBatchSampler
+from viscy_transforms import MapTransform
+
+if TYPE_CHECKING:
+    from monai.data import ThreadDataLoader
 
 __all__ = ["MultiExperimentDataModule"]
 
@@ -239,6 +241,7 @@ temporal_global_fraction, experiment_weights, condition_ratio
         return len(self._channel_names) or None
 
     def _build_transforms(self, num_channels: int) -> None:
+
         self._channel_names = generic_channel_names(num_channels)
         roi = (self.z_range.stop - self.z_range.start, *self.final_yx_patch_size)
         self._batch_transform = TripletBatchTransform(
@@ -255,6 +258,8 @@ temporal_global_fraction, experiment_weights, condition_ratio
         """Build the datasets: train/val for ``"fit"``/``"validate"``/None, every experiment for ``"predict"``."""
         if stage == "test":
             raise NotImplementedError("MultiExperimentDataModule does not support testing.")
+        from monai.data import set_track_meta
+
         check_patch_arguments(self.z_range, self.yx_patch_size, self.final_yx_patch_size, self.tau_range)
         registry = ExperimentRegistry.from_yaml(self.experiments_yaml)
         weights, ratio, dropped = self.experiment_weights, self.condition_ratio, self.channel_dropout_channels
@@ -326,6 +331,8 @@ temporal_global_fraction, experiment_weights, condition_ratio
         )
 
     def _loader(self, dataset: MultiExperimentTripletDataset, **kwargs: Any) -> ThreadDataLoader:
+        from monai.data import ThreadDataLoader
+
         return ThreadDataLoader(
             dataset, use_thread_workers=True, num_workers=self.num_workers, collate_fn=identity_collate, **kwargs
         )

@@ -12,7 +12,7 @@ needs none of the optional extras:
 The installed version is ``importlib.metadata.version("viscy-data")``.
 """
 
-from viscy_transforms.lazy import lazy_exports
+import lazy_loader
 
 __all__ = [
     # Types
@@ -102,5 +102,4 @@ _SUBMODULE_NAMES = {
     ],
 }
 
-_NAME_TO_SUBMODULE = {name: module for module, names in _SUBMODULE_NAMES.items() for name in names}
-__getattr__, __dir__ = lazy_exports(__name__, {name: f".{module}" for name, module in _NAME_TO_SUBMODULE.items()})
+__getattr__, __dir__, _ = lazy_loader.attach(__name__, submod_attrs=_SUBMODULE_NAMES)

@@ -11,8 +11,6 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from monai.data.utils import collate_meta_tensor
-
 from viscy_data._typing import Sample
 from viscy_data.batch_transforms import gather_channels as _gather_channels
 from viscy_data.batch_transforms import scatter_channels as _scatter_channels
@@ -54,6 +52,8 @@ def _collate_samples(batch: Sequence[Sample]) -> Sample:
 
     Only lists are flattened: tuples such as an ``HCSStackIndex`` stay one entry per sample.
     """
+    from monai.data.utils import collate_meta_tensor
+
     collated: dict[str, Any] = {}
     for key in batch[0]:
         flat = []

@@ -18,15 +18,13 @@ from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 import torch
-from monai.data.utils import collate_meta_tensor
-from monai.transforms import Compose
 from torch import Tensor
 
 from viscy_data._typing import DictTransform
 from viscy_data.channel_dropout import ChannelDropout
 from viscy_data.nonfinite import NonFinitePolicy, apply_nonfinite_policy, check_nonfinite_policy
 from viscy_data.normalization import NormMeta, stack_norm_meta
-from viscy_transforms import BatchedCenterSpatialCropd
+from viscy_transforms import BatchedCenterSpatialCropd, Compose
 
 __all__ = [
     "DROPOUT_KEYS",
@@ -60,6 +58,8 @@ def scatter_channels(
         else:
             if any(meta is None for meta in norm_meta):
                 raise ValueError("Some samples of the batch have no normalization metadata.")
+            from monai.data.utils import collate_meta_tensor
+
             channels["norm_meta"] = collate_meta_tensor(list(norm_meta))
     return channels
 

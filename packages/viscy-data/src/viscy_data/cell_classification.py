@@ -10,7 +10,6 @@ import numpy as np
 import torch
 from iohub.ngff import Plate, open_ome_zarr
 from lightning.pytorch import LightningDataModule
-from monai.transforms import Compose
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
@@ -18,6 +17,7 @@ from viscy_data._typing import INDEX_COLUMNS, AnnotationColumns
 from viscy_data._utils import _read_norm_meta
 from viscy_data.io import WORKER_CONTEXT, channel_indices, store_path
 from viscy_data.optional import require
+from viscy_transforms import Compose
 
 if TYPE_CHECKING:
     import pandas as pd

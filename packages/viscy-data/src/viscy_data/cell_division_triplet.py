@@ -13,13 +13,13 @@ from typing import Literal
 import numpy as np
 import torch
 from monai.data import set_track_meta
-from monai.transforms import Compose, MapTransform
 from torch import Tensor
 from torch.utils.data import Dataset
 
 from viscy_data._typing import DictTransform, TripletSample
 from viscy_data.hcs import HCSDataModule
 from viscy_data.optional import require
+from viscy_transforms import Compose, MapTransform
 
 __all__ = ["CellDivisionTripletDataModule", "CellDivisionTripletDataset"]
 

@@ -6,11 +6,11 @@ from pathlib import Path
 
 from iohub.ngff import open_ome_zarr
 from monai.data import set_track_meta
-from monai.transforms import Compose, MapTransform
 from torch.utils.data import Subset
 
 from viscy_data.gpu_aug import CachedOmeZarrDataset, GPUTransformDataModule, StoredTransforms
 from viscy_data.io import WORKER_CONTEXT
+from viscy_transforms import Compose, MapTransform
 
 __all__ = ["CTMCv1DataModule"]
 

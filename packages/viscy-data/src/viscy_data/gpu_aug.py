@@ -14,7 +14,6 @@ from iohub.ngff import Position, open_ome_zarr
 from lightning.pytorch import LightningDataModule
 from monai.data import set_track_meta
 from monai.data.utils import list_data_collate
-from monai.transforms import Compose
 from torch.utils.data import DataLoader, Dataset
 
 from viscy_data._typing import DictTransform, NormMeta
@@ -22,6 +21,7 @@ from viscy_data._utils import _ensure_channel_list, _read_norm_meta
 from viscy_data.distributed import ShardedDistributedSampler, is_distributed
 from viscy_data.io import WORKER_CONTEXT, PositionArrays, channel_indices, fov_name
 from viscy_data.select import SelectWell
+from viscy_transforms import Compose
 
 __all__ = [
     "CachedOmeZarrDataModule",

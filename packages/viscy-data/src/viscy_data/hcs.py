@@ -16,7 +16,7 @@ import torch
 from iohub.ngff import Plate, Position, open_ome_zarr
 from lightning.pytorch import LightningDataModule
 from monai.data import set_track_meta
-from monai.transforms import CenterSpatialCropd, Compose, MapTransform, MultiSampleTrait, RandAffined
+from monai.transforms import CenterSpatialCropd, MultiSampleTrait, RandAffined
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
@@ -29,6 +29,7 @@ from viscy_data._utils import (
 )
 from viscy_data.io import WORKER_CONTEXT, PositionArrays, channel_indices, fov_name, store_path
 from viscy_data.normalization import check_norm_meta as _check_norm_meta
+from viscy_transforms import Compose, MapTransform
 
 __all__ = ["HCSDataModule", "MaskTestDataset", "SlidingWindowDataset"]
 

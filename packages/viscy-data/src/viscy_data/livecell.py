@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from monai.transforms import Compose, MapTransform, Transform
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
@@ -21,6 +20,7 @@ from viscy_data._typing import Sample
 from viscy_data.gpu_aug import GPUTransformDataModule, StoredTransforms
 from viscy_data.io import WORKER_CONTEXT
 from viscy_data.optional import require_all
+from viscy_transforms import Compose, MapTransform, Transform
 
 __all__ = ["LiveCellDataModule", "LiveCellDataset", "LiveCellTestDataset"]
 

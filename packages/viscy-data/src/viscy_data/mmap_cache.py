@@ -17,7 +17,6 @@ import numpy as np
 import torch
 from iohub.ngff import Position
 from monai.data import set_track_meta
-from monai.transforms import Compose
 from torch import Tensor
 
 from viscy_data._typing import DictTransform, NormMeta
@@ -28,6 +27,7 @@ from viscy_data.io import WORKER_CONTEXT, channel_indices, fov_name, store_path
 from viscy_data.normalization import check_norm_meta as _check_norm_meta
 from viscy_data.optional import require
 from viscy_data.select import SelectWell
+from viscy_transforms import Compose
 
 if TYPE_CHECKING:
     from tensordict import MemoryMappedTensor

@@ -19,8 +19,6 @@ import numpy as np
 import torch
 from iohub.ngff import Position, open_ome_zarr
 from lightning.pytorch import LightningDataModule
-from monai.data import ThreadDataLoader, set_track_meta
-from monai.transforms import MapTransform
 from torch import Tensor
 from torch.utils.data import Dataset
 
@@ -43,11 +41,14 @@ from viscy_data.normalization import stack_norm_meta as _stack_norm_meta
 from viscy_data.optional import require
 from viscy_data.patches import PatchReader
 from viscy_data.select import _filter_fovs, _filter_wells
+from viscy_transforms import MapTransform
 
 _INSTALL = "pip install 'viscy-data[triplet]'"
 
 if TYPE_CHECKING:
     import pandas as pd
+    from monai.data import ThreadDataLoader
+
 
 __all__ = ["TripletDataModule", "TripletDataset"]
 
@@ -455,6 +456,8 @@ class TripletDataModule(LightningDataModule):
         return positions, [self._read_tracks(position) for position in positions]
 
     def _setup_fit(self) -> None:
+        from monai.data import set_track_meta
+
         positions, tables = self._align_tracks_tables_with_positions()
         set_track_meta(False)
         order = torch.randperm(len(positions)).tolist()
@@ -474,6 +477,8 @@ class TripletDataModule(LightningDataModule):
         self.val_dataset = TripletDataset(positions[n_train:], tables[n_train:], **settings)
 
     def _setup_predict(self) -> None:
+        from monai.data import set_track_meta
+
         set_track_meta(True)
         positions, tables = self._align_tracks_tables_with_positions()
         self.predict_dataset = TripletDataset(
@@ -488,6 +493,8 @@ class TripletDataModule(LightningDataModule):
         )
 
     def _loader(self, dataset: Dataset, shuffle: bool) -> ThreadDataLoader:
+        from monai.data import ThreadDataLoader
+
         return ThreadDataLoader(
             dataset,
             use_thread_workers=True,

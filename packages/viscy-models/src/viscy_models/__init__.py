@@ -2,7 +2,7 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
-from viscy_models._lazy import lazy_exports
+import lazy_loader
 
 try:
     __version__ = version("viscy-models")
@@ -19,16 +19,16 @@ __all__ = [
     "Unet2d",
     "Unet25d",
 ]
-__getattr__, __dir__ = lazy_exports(
+__getattr__, __dir__, _ = lazy_loader.attach(
     __name__,
-    {
-        "BetaVae25D": "viscy_models.vae.beta_vae_25d",
-        "BetaVaeMonai": "viscy_models.vae.beta_vae_monai",
-        "ContrastiveEncoder": "viscy_models.contrastive.encoder",
-        "FullyConvolutionalMAE": "viscy_models.unet.fcmae",
-        "ResNet3dEncoder": "viscy_models.contrastive.resnet3d",
-        "UNeXt2": "viscy_models.unet.unext2",
-        "Unet2d": "viscy_models.unet.unet2d",
-        "Unet25d": "viscy_models.unet.unet25d",
+    submod_attrs={
+        "contrastive.encoder": ["ContrastiveEncoder"],
+        "contrastive.resnet3d": ["ResNet3dEncoder"],
+        "unet.fcmae": ["FullyConvolutionalMAE"],
+        "unet.unet2d": ["Unet2d"],
+        "unet.unet25d": ["Unet25d"],
+        "unet.unext2": ["UNeXt2"],
+        "vae.beta_vae_25d": ["BetaVae25D"],
+        "vae.beta_vae_monai": ["BetaVaeMonai"],
     },
 )

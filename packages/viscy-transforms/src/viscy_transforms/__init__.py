@@ -6,12 +6,18 @@ transforms used by DynaCLR (``RandAffined``, ``RandAdjustContrastd``, ``RandScal
 ``RandGaussianSmoothd``, ``RandGaussianNoised``, ``ScaleIntensityRangePercentilesd``) behave as MONAI on
 per-sample input and switch to per-sample draws on 5-D batches.
 
-Each name is imported from its module on first access, so ``import viscy_transforms`` imports neither
-torch nor MONAI; ``from viscy_transforms import BatchedRandFlip`` imports only what that transform needs."""
+Each name is imported from its module on first access (``lazy_loader.attach``), so ``import viscy_transforms``
+imports neither torch nor MONAI; ``from viscy_transforms import BatchedRandFlip`` imports only what that transform
+needs: the ``Batched*`` transforms and those that do not wrap a MONAI class import torch but not MONAI.
+
+Beyond the transforms in ``__all__``, the package names the transform protocol they follow: ``Transform``,
+``MapTransform`` and ``Randomizable`` (MONAI's protocol without MONAI; they also recognise MONAI's classes, so
+``list[MapTransform]`` annotates a list of either kind) and ``Compose`` (``monai.transforms.Compose`` whose
+``set_random_state`` seeds VisCy's random transforms too)."""
 
 from importlib.metadata import PackageNotFoundError, version
 
-from viscy_transforms.lazy import lazy_exports
+import lazy_loader
 
 try:
     __version__ = version("viscy-transforms")
@@ -65,52 +71,55 @@ __all__ = [
     "ToDeviced",
 ]
 
-__getattr__, __dir__ = lazy_exports(
+__getattr__, __dir__, _ = lazy_loader.attach(
     __name__,
-    {
-        "BatchedCenterSpatialCrop": "._crop",
-        "BatchedCenterSpatialCropd": "._crop",
-        "BatchedRand3DElasticd": "._elastic",
-        "BatchedRandAdjustContrast": "._intensity",
-        "BatchedRandAdjustContrastd": "._intensity",
-        "BatchedRandAffined": "._affine",
-        "BatchedRandFlip": "._flip",
-        "BatchedRandFlipd": "._flip",
-        "BatchedRandGaussianNoise": "._noise",
-        "BatchedRandGaussianNoised": "._noise",
-        "BatchedRandGaussianSmooth": "._gaussian_smooth",
-        "BatchedRandGaussianSmoothd": "._gaussian_smooth",
-        "BatchedRandHistogramShiftd": "._histogram_shift",
-        "BatchedRandLocalPixelShufflingd": "._pixel_shuffle",
-        "BatchedRandScaleIntensity": "._intensity",
-        "BatchedRandScaleIntensityd": "._intensity",
-        "BatchedRandSharpend": "._sharpen",
-        "BatchedRandSpatialCrop": "._crop",
-        "BatchedRandSpatialCropd": "._crop",
-        "BatchedRandZStackShiftd": "._zstack_shift",
-        "BatchedScaleIntensityRangePercentiles": "._percentiles",
-        "BatchedScaleIntensityRangePercentilesd": "._percentiles",
-        "BatchedZoom": "._zoom",
-        "BatchedZoomd": "._zoom",
-        "CenterSpatialCropd": "._monai_wrappers",
-        "Decollate": "._decollate",
-        "Decollated": "._decollate",
-        "NormalizeIntensityd": "._monai_wrappers",
-        "NormalizeSampled": "._normalize",
-        "RandAdjustContrastd": "._monai_batched_wrappers",
-        "RandAffined": "._monai_batched_wrappers",
-        "RandFlipd": "._monai_wrappers",
-        "RandGaussianNoiseTensor": "._noise",
-        "RandGaussianNoiseTensord": "._noise",
-        "RandGaussianNoised": "._monai_batched_wrappers",
-        "RandGaussianSmoothd": "._monai_batched_wrappers",
-        "RandInvertIntensityd": "._invert",
-        "RandScaleIntensityd": "._monai_batched_wrappers",
-        "RandSpatialCropd": "._monai_wrappers",
-        "RandWeightedCropd": "._monai_wrappers",
-        "ScaleIntensityRangePercentilesd": "._monai_batched_wrappers",
-        "StackChannelsd": "._stack_channels",
-        "TiledSpatialCropSamplesd": "._tiled_crop",
-        "ToDeviced": "._monai_wrappers",
+    submod_attrs={
+        "_affine": ["BatchedRandAffined"],
+        "_base": ["MapTransform", "Randomizable", "Transform"],
+        "_batched_noise": ["BatchedRandGaussianNoise", "BatchedRandGaussianNoised"],
+        "_compose": ["Compose"],
+        "_crop": [
+            "BatchedCenterSpatialCrop",
+            "BatchedCenterSpatialCropd",
+            "BatchedRandSpatialCrop",
+            "BatchedRandSpatialCropd",
+        ],
+        "_decollate": ["Decollate", "Decollated"],
+        "_elastic": ["BatchedRand3DElasticd"],
+        "_flip": ["BatchedRandFlip", "BatchedRandFlipd"],
+        "_gaussian_smooth": ["BatchedRandGaussianSmooth", "BatchedRandGaussianSmoothd"],
+        "_histogram_shift": ["BatchedRandHistogramShiftd"],
+        "_intensity": [
+            "BatchedRandAdjustContrast",
+            "BatchedRandAdjustContrastd",
+            "BatchedRandScaleIntensity",
+            "BatchedRandScaleIntensityd",
+        ],
+        "_invert": ["RandInvertIntensityd"],
+        "_monai_batched_wrappers": [
+            "RandAdjustContrastd",
+            "RandAffined",
+            "RandGaussianNoised",
+            "RandGaussianSmoothd",
+            "RandScaleIntensityd",
+            "ScaleIntensityRangePercentilesd",
+        ],
+        "_monai_wrappers": [
+            "CenterSpatialCropd",
+            "NormalizeIntensityd",
+            "RandFlipd",
+            "RandSpatialCropd",
+            "RandWeightedCropd",
+            "ToDeviced",
+        ],
+        "_noise": ["RandGaussianNoiseTensor", "RandGaussianNoiseTensord"],
+        "_normalize": ["NormalizeSampled"],
+        "_percentiles": ["BatchedScaleIntensityRangePercentiles", "BatchedScaleIntensityRangePercentilesd"],
+        "_pixel_shuffle": ["BatchedRandLocalPixelShufflingd"],
+        "_sharpen": ["BatchedRandSharpend"],
+        "_stack_channels": ["StackChannelsd"],
+        "_tiled_crop": ["TiledSpatialCropSamplesd"],
+        "_zoom": ["BatchedZoom", "BatchedZoomd"],
+        "_zstack_shift": ["BatchedRandZStackShiftd"],
     },
 )

@@ -4,12 +4,17 @@ from collections.abc import Hashable, Mapping, Sequence
 
 import numpy as np
 import torch
-from monai.transforms import MapTransform, Randomizable
-from monai.utils import fall_back_tuple
 from torch import Tensor
 
 from viscy_transforms._affine_grid import affine_matrices, draw_range_params, warp_affine
-from viscy_transforms._base import draw_coins, present_batched_keys, seed_from_global_rng
+from viscy_transforms._base import (
+    MapTransform,
+    Randomizable,
+    draw_coins,
+    fall_back_size,
+    present_batched_keys,
+    seed_from_global_rng,
+)
 
 __all__ = ["BatchedRandAffined", "MonaiBatchedRandAffined"]
 
@@ -66,7 +71,7 @@ class _BatchedRandAffineBase(MapTransform, Randomizable):
         return d
 
     def _warp(self, img: Tensor, matrices: Tensor, selected: np.ndarray) -> Tensor:
-        out_size = tuple(fall_back_tuple(self.spatial_size, img.shape[2:])) if self.spatial_size else img.shape[2:]
+        out_size = fall_back_size(self.spatial_size, img.shape[2:]) if self.spatial_size else img.shape[2:]
         if tuple(out_size) != tuple(img.shape[2:]):
             identity = torch.eye(matrices.shape[-1], dtype=matrices.dtype, device=matrices.device)
             keep = torch.as_tensor(selected, device=matrices.device)[:, None, None]

@@ -1,25 +1,38 @@
-"""Shared plumbing of the batched transforms: input validation, key handling and seeded randomness.
+"""Shared plumbing of the batched transforms: MONAI's transform protocol, input validation, keys and randomness.
+
+Protocol
+--------
+:class:`Transform`, :class:`MapTransform` and :class:`Randomizable` implement MONAI's transform protocol
+(``keys``/``allow_missing_keys``/``key_iterator``, ``R``/``set_random_state``/``randomize``, with MONAI's
+semantics and seeding) without importing MONAI, so that a transform that does not wrap MONAI imports only
+torch and numpy. They are abstract base classes that recognise MONAI's own classes structurally
+(``issubclass(monai.transforms.RandFlipd, MapTransform)`` holds), so they can annotate lists of either kind
+of transform; ``viscy_transforms.Compose`` seeds both kinds.
 
 Randomness
 ----------
-Every random transform of this package is a MONAI :class:`~monai.transforms.Randomizable`: its parameters
-are drawn from ``self.R`` (a ``numpy.random.RandomState``), which ``set_random_state(seed)`` (or
-``monai.transforms.Compose.set_random_state``) reseeds. At construction ``self.R`` is seeded from torch's
-global generator, so ``lightning.seed_everything`` / ``torch.manual_seed`` make a pipeline reproducible.
+Every random transform of this package is a :class:`Randomizable`: its parameters are drawn from ``self.R``
+(a ``numpy.random.RandomState``), which ``set_random_state(seed)`` (or ``viscy_transforms.Compose.set_random_state``)
+reseeds. At construction ``self.R`` is seeded from torch's global generator, so ``lightning.seed_everything`` /
+``torch.manual_seed`` make a pipeline reproducible.
 Per-sample parameters are small ``(B,)`` arrays drawn on the host and sent to the data's device; large random
 fields (noise volumes, displacement fields) are drawn directly on the data's device with a
 ``torch.Generator`` seeded from ``self.R``, so image data never leaves its device.
 """
 
-from collections.abc import Hashable, Mapping, MutableMapping, Sequence
+from abc import ABC, abstractmethod
+from collections.abc import Hashable, Iterator, Mapping, MutableMapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
-from monai.data.meta_tensor import MetaTensor
-from monai.transforms import MapTransform, Randomizable
 from torch import Tensor
 
 __all__ = [
+    "MAX_SEED",
+    "MapTransform",
+    "Randomizable",
+    "Transform",
     "BATCHED_NDIM",
     "BATCHED_RANKS",
     "BatchedRandDict",
@@ -28,19 +41,153 @@ __all__ = [
     "as_plain_tensor",
     "check_batched",
     "device_generator",
+    "fall_back_size",
     "draw_coins",
     "is_batched_input",
     "not_drawn_message",
+    "output_dtype",
     "present_batched_keys",
     "seed_from_global_rng",
     "to_param",
+    "torch_dtype",
 ]
 
 BATCHED_NDIM = 5
 # ranks a ``Batched*`` transform accepts: 2-D ``(B, C, Y, X)`` and 3-D ``(B, C, Z, Y, X)`` batches
 BATCHED_RANKS = (4, 5)
 _MAX_SEED = 2**31 - 1
+# MONAI's bound of ``set_random_state`` seeds (``monai.utils.MAX_SEED``)
+MAX_SEED = np.iinfo(np.uint32).max + 1
 _LAYOUTS = {4: "(B, C, Y, X)", 5: "(B, C, Z, Y, X)"}
+
+
+def _defines(cls: type, *names: str) -> bool:
+    """Whether every name in ``names`` is defined (not ``None``) by ``cls`` or one of its bases."""
+    return all(any(base.__dict__.get(name) is not None for base in cls.__mro__) for name in names)
+
+
+class Transform(ABC):
+    """A callable transform (MONAI's ``Transform`` protocol: ``__call__(data)``, ``backend``)."""
+
+    backend: list = []
+
+    @abstractmethod
+    def __call__(self, data: Any) -> Any:
+        """Transform ``data``."""
+
+    @classmethod
+    def __subclasshook__(cls, subclass: type) -> bool:
+        if cls is Transform and _defines(subclass, "__call__", "backend"):
+            return True
+        return NotImplemented
+
+
+class MapTransform(Transform):
+    """A dictionary transform applied to ``keys`` of its input (MONAI's ``MapTransform`` protocol).
+
+    Parameters
+    ----------
+    keys : Hashable | Sequence[Hashable]
+        Keys of the entries to transform.
+    allow_missing_keys : bool
+        Skip keys absent from the input instead of raising ``KeyError``.
+    """
+
+    def __init__(self, keys: Hashable | Sequence[Hashable], allow_missing_keys: bool = False) -> None:
+        self.keys: tuple[Hashable, ...] = (
+            tuple(keys) if isinstance(keys, Sequence) and not isinstance(keys, str) else (keys,)
+        )
+        self.allow_missing_keys = allow_missing_keys
+        if not self.keys:
+            raise ValueError(f"{type(self).__name__}: keys must be non empty")
+        for key in self.keys:
+            if not isinstance(key, Hashable):
+                raise TypeError(f"{type(self).__name__}: keys must be hashable, got {key!r} ({type(key).__name__})")
+
+    def key_iterator(self, data: Mapping[Hashable, Any], *extra_iterables: Sequence | None) -> Iterator:
+        """Yield the keys present in ``data`` (with the matching items of ``extra_iterables``, if given).
+
+        Raises
+        ------
+        KeyError
+            If a key is missing and ``allow_missing_keys`` is False.
+        """
+        extras = extra_iterables or [[None] * len(self.keys)]
+        for key, *items in zip(self.keys, *extras, strict=False):
+            if key in data:
+                yield (key, *items) if extra_iterables else key
+            elif not self.allow_missing_keys:
+                raise KeyError(
+                    f"Key `{key}` of transform `{type(self).__name__}` was missing in the data "
+                    "and allow_missing_keys==False."
+                )
+
+    def first_key(self, data: Mapping[Hashable, Any]) -> Hashable | list:
+        """The first key of ``keys`` present in ``data`` (``[]`` if none)."""
+        return next(self.key_iterator(data), [])
+
+    @classmethod
+    def __subclasshook__(cls, subclass: type) -> bool:
+        if cls is MapTransform and _defines(subclass, "__call__", "key_iterator"):
+            return True
+        return NotImplemented
+
+
+class Randomizable(ABC):  # noqa: B024 (no abstract method: randomize has a default, as in MONAI)
+    """A transform with random parameters drawn from ``self.R`` (MONAI's ``Randomizable`` protocol)."""
+
+    R: np.random.RandomState = np.random.RandomState()
+
+    def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None):
+        """Reseed ``self.R`` from ``seed`` (modulo ``MAX_SEED``) or replace it by ``state``; return ``self``.
+
+        Without arguments ``self.R`` is a fresh, unseeded ``RandomState`` (as in MONAI).
+        """
+        if seed is not None:
+            value = seed if isinstance(seed, int | np.integer) else id(seed)
+            self.R = np.random.RandomState(int(np.int64(value) % MAX_SEED))
+        elif state is not None:
+            if not isinstance(state, np.random.RandomState):
+                raise TypeError(f"state must be a numpy.random.RandomState, got {type(state).__name__}")
+            self.R = state
+        else:
+            self.R = np.random.RandomState()
+        return self
+
+    def randomize(self, data: Any) -> None:
+        """Draw the random parameters of the next call."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement randomize")
+
+    @classmethod
+    def __subclasshook__(cls, subclass: type) -> bool:
+        if cls is Randomizable and _defines(subclass, "set_random_state", "randomize"):
+            return True
+        return NotImplemented
+
+
+def fall_back_size(size: int | Sequence[int] | None, default: Sequence[int]) -> tuple[int, ...]:
+    """``size`` per spatial dim, where a missing, ``None`` or non-positive entry takes ``default``'s.
+
+    A number applies to every dim (MONAI's ``fall_back_tuple``).
+    """
+    sizes = [size] * len(default) if size is None or isinstance(size, int | np.integer) else list(size)
+    if len(sizes) != len(default):
+        raise ValueError(f"size {size!r} must have {len(default)} entries (one per spatial dim)")
+    return tuple(int(d) if s is None or s <= 0 else int(s) for s, d in zip(sizes, default, strict=False))
+
+
+def output_dtype(dtype: Any, img: Tensor) -> torch.dtype:
+    """The torch dtype of a transform's output: ``dtype``, or ``img``'s floating dtype (float32) if None."""
+    if dtype is None:
+        return img.dtype if img.is_floating_point() else torch.float32
+    return torch_dtype(dtype)
+
+
+def torch_dtype(dtype: Any) -> torch.dtype:
+    """The torch dtype equivalent to ``dtype`` (a torch dtype, numpy dtype, type or name)."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    return torch.from_numpy(np.empty(0, dtype=dtype)).dtype
 
 
 def seed_from_global_rng(transform: Randomizable) -> None:
@@ -90,8 +237,9 @@ def not_drawn_message(transform: Randomizable) -> str:
 
 
 def as_plain_tensor(tensor: Tensor) -> Tensor:
-    """Return ``tensor`` as a plain ``torch.Tensor`` (a MONAI ``MetaTensor`` is unwrapped without copying)."""
-    return tensor.as_tensor() if isinstance(tensor, MetaTensor) else tensor
+    """Return ``tensor`` as a plain ``torch.Tensor`` (a subclass such as MONAI's ``MetaTensor`` is unwrapped
+    without copying)."""
+    return tensor if type(tensor) is Tensor else tensor.as_subclass(Tensor)
 
 
 def check_batched(key: Hashable, value: object, ndim: int | Sequence[int] = BATCHED_RANKS) -> Tensor:

@@ -4,11 +4,18 @@ from collections.abc import Hashable, Mapping, Sequence
 
 import numpy as np
 import torch
-from monai.transforms import CenterSpatialCrop, Cropd, RandCropd, RandSpatialCrop
-from monai.utils import fall_back_tuple
 from torch import Tensor
 
-from viscy_transforms._base import check_batched, not_drawn_message, present_batched_keys, seed_from_global_rng
+from viscy_transforms._base import (
+    MapTransform,
+    Randomizable,
+    Transform,
+    check_batched,
+    fall_back_size,
+    not_drawn_message,
+    present_batched_keys,
+    seed_from_global_rng,
+)
 
 __all__ = [
     "BatchedCenterSpatialCrop",
@@ -18,27 +25,36 @@ __all__ = [
 ]
 
 
-class BatchedCenterSpatialCrop(CenterSpatialCrop):
+class BatchedCenterSpatialCrop(Transform):
     """Center-crop the spatial dims ``img.shape[2:]`` of a batched ``(B, C, *spatial)`` tensor.
 
     Parameters
     ----------
     roi_size : Sequence[int] | int
         Spatial size of the crop. A non-positive entry, or one larger than the image, keeps that dimension
-        (MONAI's slice computation).
+        (MONAI's ``CenterSpatialCrop`` slices).
     """
 
     def __init__(self, roi_size: Sequence[int] | int) -> None:
-        super().__init__(roi_size, lazy=False)
+        self.roi_size = roi_size
 
-    def __call__(self, img: Tensor, lazy: bool | None = None) -> Tensor:  # type: ignore[override]
-        """Crop ``img`` (2-D or 3-D spatial) and return a plain tensor view on the same device."""
+    def compute_slices(self, spatial_size: Sequence[int]) -> tuple[slice, ...]:
+        """Slices of the centred crop of an image of ``spatial_size`` (clipped to the image)."""
+        roi_size = fall_back_size(self.roi_size, spatial_size)
+        starts = [max(size // 2 - roi // 2, 0) for size, roi in zip(spatial_size, roi_size, strict=False)]
+        return tuple(slice(start, start + roi) for start, roi in zip(starts, roi_size, strict=False))
+
+    def __call__(self, img: Tensor, lazy: bool | None = None) -> Tensor:
+        """Crop ``img`` (2-D or 3-D spatial) and return a plain tensor view on the same device.
+
+        ``lazy`` is accepted for MONAI compatibility and ignored (batched crops are applied at once).
+        """
         img = check_batched("img", img)
         slices = self.compute_slices(img.shape[2:])
         return img[(slice(None), slice(None), *slices)]
 
 
-class BatchedCenterSpatialCropd(Cropd):
+class BatchedCenterSpatialCropd(MapTransform):
     """Dictionary version of :class:`BatchedCenterSpatialCrop` (the final crop of DynaCLR/triplet batches).
 
     Parameters
@@ -52,7 +68,8 @@ class BatchedCenterSpatialCropd(Cropd):
     """
 
     def __init__(self, keys: Sequence[str] | str, roi_size: Sequence[int] | int, allow_missing_keys: bool = False):
-        super().__init__(keys, cropper=BatchedCenterSpatialCrop(roi_size), allow_missing_keys=allow_missing_keys)
+        super().__init__(keys, allow_missing_keys)
+        self.cropper = BatchedCenterSpatialCrop(roi_size)
 
     def __call__(self, data: Mapping[Hashable, Tensor], lazy: bool | None = None) -> dict[Hashable, Tensor]:
         """Crop every present key; other entries are left untouched."""
@@ -62,7 +79,7 @@ class BatchedCenterSpatialCropd(Cropd):
         return d
 
 
-class BatchedRandSpatialCrop(RandSpatialCrop):
+class BatchedRandSpatialCrop(Randomizable, Transform):
     """Crop a fixed-size window at a random position drawn independently for every sample.
 
     Works on 2-D ``(B, C, Y, X)`` and 3-D ``(B, C, Z, Y, X)`` batches.
@@ -88,12 +105,15 @@ class BatchedRandSpatialCrop(RandSpatialCrop):
     ) -> None:
         if random_size:
             raise ValueError("Batched transform does not support random size.")
-        super().__init__(roi_size, max_roi_size, random_center, random_size, lazy=False)
+        self.roi_size = roi_size
+        self.max_roi_size = max_roi_size
+        self.random_center = random_center
+        self.random_size = random_size
         self._starts: np.ndarray | None = None
         self._crop_size: tuple[int, ...] | None = None
         seed_from_global_rng(self)
 
-    def randomize(self, img_size: Sequence[int], batch_size: int = 1) -> None:  # type: ignore[override]
+    def randomize(self, img_size: Sequence[int], batch_size: int = 1) -> None:
         """Draw the crop origin of each of ``batch_size`` samples for spatial size ``img_size`` ``([Z,] Y, X)``."""
         if len(img_size) not in (2, 3):
             raise ValueError(
@@ -102,14 +122,14 @@ class BatchedRandSpatialCrop(RandSpatialCrop):
         if not isinstance(self.roi_size, int) and len(self.roi_size) != len(img_size):
             raise ValueError(f"roi_size {self.roi_size!r} does not match the spatial size {tuple(img_size)}")
         size = np.asarray(img_size)
-        crop = np.minimum(np.asarray(fall_back_tuple(self.roi_size, img_size)), size)
+        crop = np.minimum(np.asarray(fall_back_size(self.roi_size, img_size)), size)
         if self.random_center:
             starts = self.R.randint(0, size - crop + 1, size=(batch_size, len(size)))
         else:
             starts = np.broadcast_to((size - crop) // 2, (batch_size, len(size)))
         self._starts, self._crop_size = starts.astype(np.int64), tuple(int(c) for c in crop)
 
-    def __call__(self, img: Tensor, randomize: bool = True, lazy: bool | None = None) -> Tensor:  # type: ignore[override]
+    def __call__(self, img: Tensor, randomize: bool = True, lazy: bool | None = None) -> Tensor:
         """Crop ``img`` ``(B, C, [Z,] Y, X)`` at the per-sample origins (drawn now if ``randomize``)."""
         img = check_batched("img", img)
         if randomize:
@@ -135,7 +155,7 @@ class BatchedRandSpatialCrop(RandSpatialCrop):
         return patches.movedim(-1, 1)
 
 
-class BatchedRandSpatialCropd(RandCropd):
+class BatchedRandSpatialCropd(MapTransform, Randomizable):
     """Dictionary version of :class:`BatchedRandSpatialCrop`: every key gets the same per-sample crops.
 
     Parameters
@@ -157,9 +177,19 @@ class BatchedRandSpatialCropd(RandCropd):
         random_size: bool = False,
         allow_missing_keys: bool = False,
     ) -> None:
-        cropper = BatchedRandSpatialCrop(roi_size, max_roi_size, random_center, random_size)
-        super().__init__(keys, cropper=cropper, allow_missing_keys=allow_missing_keys)
+        super().__init__(keys, allow_missing_keys)
+        self.cropper = BatchedRandSpatialCrop(roi_size, max_roi_size, random_center, random_size)
         seed_from_global_rng(self)
+
+    def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None):
+        """Reseed this transform and its cropper."""
+        super().set_random_state(seed, state)
+        self.cropper.set_random_state(seed, state)
+        return self
+
+    def randomize(self, img_size: Sequence[int], batch_size: int = 1) -> None:
+        """Draw the per-sample crop origins for spatial size ``img_size``."""
+        self.cropper.randomize(img_size, batch_size)
 
     def __call__(self, data: Mapping[Hashable, Tensor], lazy: bool | None = None) -> dict[Hashable, Tensor]:
         """Draw crops from the first present key's shape, then crop every key identically."""

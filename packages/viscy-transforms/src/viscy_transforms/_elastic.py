@@ -4,15 +4,16 @@ from collections.abc import Hashable, Mapping, Sequence
 
 import numpy as np
 import torch
-from monai.transforms import MapTransform, Randomizable
-from monai.utils import fall_back_tuple
 from torch import Tensor
 
 from viscy_transforms._affine_grid import centered_grid, resample_at
 from viscy_transforms._base import (
+    MapTransform,
+    Randomizable,
     as_pair,
     device_generator,
     draw_coins,
+    fall_back_size,
     present_batched_keys,
     seed_from_global_rng,
 )
@@ -70,7 +71,7 @@ class BatchedRand3DElasticd(MapTransform, Randomizable):
         seed_from_global_rng(self)
 
     def _displaced_grid(self, batch_size: int, in_size: Sequence[int], like: Tensor) -> tuple[Tensor, np.ndarray]:
-        out_size = tuple(fall_back_tuple(self.spatial_size, in_size)) if self.spatial_size else tuple(in_size)
+        out_size = fall_back_size(self.spatial_size, in_size) if self.spatial_size else tuple(in_size)
         dtype = like.dtype if like.is_floating_point() else torch.float32
         selected = draw_coins(self.R, self.prob, batch_size)
         sigma = self.R.uniform(*self.sigma_range, batch_size)

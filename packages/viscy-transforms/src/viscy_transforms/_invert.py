@@ -1,18 +1,25 @@
 """Random intensity inversion (negation)."""
 
 from collections.abc import Hashable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
-from monai.transforms import MapTransform, RandomizableTransform
 from torch import Tensor
 
-from viscy_transforms._base import draw_coins, is_batched_input, present_batched_keys, seed_from_global_rng
+from viscy_transforms._base import (
+    MapTransform,
+    Randomizable,
+    draw_coins,
+    is_batched_input,
+    present_batched_keys,
+    seed_from_global_rng,
+)
 
 __all__ = ["RandInvertIntensityd"]
 
 
-class RandInvertIntensityd(MapTransform, RandomizableTransform):
+class RandInvertIntensityd(MapTransform, Randomizable):
     """Negate the intensities of all keys with probability ``prob``.
 
     Per-sample input: one coin per call. Batched ``(B, C, Z, Y, X)`` input: one coin per sample, shared by
@@ -30,7 +37,10 @@ class RandInvertIntensityd(MapTransform, RandomizableTransform):
 
     def __init__(self, keys: Sequence[str] | str, prob: float = 0.1, allow_missing_keys: bool = False) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
-        RandomizableTransform.__init__(self, prob)
+        if not 0.0 <= prob <= 1.0:
+            raise ValueError(f"prob must be in [0, 1], got {prob}")
+        self.prob = prob
+        self._do_transform = False
         seed_from_global_rng(self)
 
     def __call__(self, sample: Mapping[Hashable, Tensor]) -> dict[Hashable, Tensor]:
@@ -48,3 +58,7 @@ class RandInvertIntensityd(MapTransform, RandomizableTransform):
             for key in self.key_iterator(d):
                 d[key] = -d[key]
         return d
+
+    def randomize(self, data: Any = None) -> None:
+        """Draw the coin of the next per-sample call."""
+        self._do_transform = bool(self.R.rand() < self.prob)

@@ -14,13 +14,12 @@ from typing import Any
 import monai.transforms as mt
 import numpy as np
 import torch
-from monai.transforms import MapTransform
 
 from viscy_transforms._affine import MonaiBatchedRandAffined
-from viscy_transforms._base import is_batched_input, seed_from_global_rng
+from viscy_transforms._base import MapTransform, is_batched_input, seed_from_global_rng
+from viscy_transforms._batched_noise import BatchedRandGaussianNoised
 from viscy_transforms._gaussian_smooth import BatchedRandGaussianSmoothd
 from viscy_transforms._intensity import BatchedRandAdjustContrastd, BatchedRandScaleIntensityd
-from viscy_transforms._noise import BatchedRandGaussianNoised
 from viscy_transforms._percentiles import BatchedScaleIntensityRangePercentilesd
 
 __all__ = [

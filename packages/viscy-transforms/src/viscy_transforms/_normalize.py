@@ -4,8 +4,9 @@ from collections.abc import Hashable, Mapping, Sequence
 from typing import Literal
 
 import torch
-from monai.transforms import MapTransform
 from torch import Tensor
+
+from viscy_transforms._base import MapTransform
 
 __all__ = ["NormalizeSampled"]
 

@@ -6,11 +6,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from monai.transforms import MapTransform, Transform
-from monai.utils import get_equivalent_dtype
 from torch import Tensor
 
-from viscy_transforms._base import check_batched, present_batched_keys
+from viscy_transforms._base import MapTransform, Transform, check_batched, present_batched_keys, torch_dtype
 
 __all__ = ["BatchedScaleIntensityRangePercentiles", "BatchedScaleIntensityRangePercentilesd", "batched_quantile"]
 
@@ -101,7 +99,7 @@ class BatchedScaleIntensityRangePercentiles(Transform):
             out = out.clamp(b_min, b_max)
         shifted = x - a_min + (0.0 if b_min is None else b_min)
         out = torch.where(degenerate, shifted, out)
-        return out if self.dtype is None else out.to(get_equivalent_dtype(self.dtype, torch.Tensor))
+        return out if self.dtype is None else out.to(torch_dtype(self.dtype))
 
 
 class BatchedScaleIntensityRangePercentilesd(MapTransform):

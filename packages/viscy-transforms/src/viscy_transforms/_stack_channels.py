@@ -3,9 +3,9 @@
 from collections.abc import Hashable, Mapping
 
 import torch
-from monai.transforms import MapTransform
 from torch import Tensor
 
+from viscy_transforms._base import MapTransform
 from viscy_transforms._typing import ChannelMap
 
 __all__ = ["StackChannelsd"]

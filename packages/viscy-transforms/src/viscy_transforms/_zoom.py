@@ -3,10 +3,9 @@
 from collections.abc import Hashable, Mapping, Sequence
 
 import torch.nn.functional as F
-from monai.transforms import MapTransform, Transform
 from torch import Tensor
 
-from viscy_transforms._base import check_batched
+from viscy_transforms._base import MapTransform, Transform, check_batched
 
 __all__ = ["BatchedZoom", "BatchedZoomd"]
 

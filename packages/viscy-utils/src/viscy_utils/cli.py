@@ -21,11 +21,12 @@ from viscy_utils._quiet import silence_library_noise
 from viscy_utils.checkpoint import is_checkpoint_file_path, read_checkpoint
 from viscy_utils.trainer import VisCyTrainer
 
-__all__ = ["VisCyCLI", "main"]
+__all__ = ["VisCyCLI", "main", "run_cli"]
 
 _EXTRA_SUBCOMMANDS = ("preprocess", "export", "precompute", "convert_to_anndata")
 _WITHOUT_MODEL = {"preprocess", "precompute", "convert_to_anndata"}
 _WITHOUT_DATA = {"preprocess", "precompute", "export", "convert_to_anndata"}
+_DESCRIPTION = "Computer vision models for single-cell phenotyping."
 
 
 class VisCyCLI(LightningCLI):
@@ -114,21 +115,45 @@ def _subcommand(argv: Sequence[str]) -> str | None:
     return next((token for token in argv if token in names), None)
 
 
-def main() -> None:
-    """Entry point of the ``viscy`` console script."""
+def run_cli(args: Sequence[str] | None = None, description: str = _DESCRIPTION) -> VisCyCLI:
+    """Build and run the VisCy LightningCLI: the one way every VisCy command line runs Lightning.
+
+    ``fit``, ``validate``, ``test`` and ``predict`` take a LightningModule (``model``) and a
+    LightningDataModule (``data``) given by ``class_path`` in the config; ``preprocess``, ``precompute``
+    and ``convert_to_anndata`` take neither and ``export`` no data module.
+
+    Parameters
+    ----------
+    args : Sequence[str] | None
+        The subcommand and its arguments, e.g. ``["fit", "-c", "fit.yml"]``; ``None`` parses the command
+        line (``sys.argv[1:]``).
+    description : str
+        The ``--help`` description of the program.
+
+    Returns
+    -------
+    VisCyCLI
+        The CLI after the run, with its ``trainer``, ``model`` and ``datamodule``.
+    """
     setup_environment()
-    subcommand = _subcommand(sys.argv[1:])
+    subcommand = _subcommand(sys.argv[1:] if args is None else args)
     require_model = subcommand not in _WITHOUT_MODEL
     require_data = subcommand not in _WITHOUT_DATA
-    VisCyCLI(
+    return VisCyCLI(
         model_class=LightningModule,
         datamodule_class=LightningDataModule if require_data else None,
         trainer_class=VisCyTrainer,
         seed_everything_default=42,
         subclass_mode_model=require_model,
         subclass_mode_data=require_data,
-        parser_kwargs={"description": "Computer vision models for single-cell phenotyping."},
+        parser_kwargs={"description": description},
+        args=None if args is None else list(args),
     )
+
+
+def main() -> None:
+    """Entry point of the ``viscy`` console script."""
+    run_cli()
 
 
 if __name__ == "__main__":

@@ -82,8 +82,8 @@ def _write_yaml(path: Path, config: dict) -> Path:
 
 
 def _predict(workdir: Path, name: str, data, settings: DemoSettings, ckpt_path: Path | None) -> Path:
-    from dynaclr.cli import run_lightning_cli
     from dynaclr.demo.configs import predict_config
+    from viscy_utils.cli import run_cli
 
     output = workdir / f"embeddings_{name}.zarr"
     config = predict_config(
@@ -99,7 +99,7 @@ def _predict(workdir: Path, name: str, data, settings: DemoSettings, ckpt_path: 
     args = ["-c", str(_write_yaml(workdir / f"predict_{name}.yml", config))]
     if ckpt_path is not None:
         args += ["--ckpt_path", str(ckpt_path)]
-    run_lightning_cli("predict", args)
+    run_cli(["predict", *args])
     return output
 
 
@@ -220,7 +220,6 @@ def run_demo(workdir: Path, settings: DemoSettings = DemoSettings(), overwrite: 
     FileExistsError
         If ``workdir`` is not empty and ``overwrite`` is False.
     """
-    from dynaclr.cli import run_lightning_cli
     from dynaclr.demo.evaluate import (
         labelled_embeddings,
         plot_embeddings,
@@ -228,6 +227,7 @@ def run_demo(workdir: Path, settings: DemoSettings = DemoSettings(), overwrite: 
         probe_accuracy,
         read_online_metrics,
     )
+    from viscy_utils.cli import run_cli
 
     workdir = Path(workdir)
     if workdir.exists() and any(workdir.iterdir()):
@@ -238,7 +238,7 @@ def run_demo(workdir: Path, settings: DemoSettings = DemoSettings(), overwrite: 
 
     data, config = prepare_fit(workdir, settings)
     start = time.perf_counter()
-    run_lightning_cli("fit", ["-c", str(_write_yaml(workdir / "fit.yml", config))])
+    run_cli(["fit", "-c", str(_write_yaml(workdir / "fit.yml", config))])
     fit_seconds = time.perf_counter() - start
     online = read_online_metrics(workdir / "logs" / "fit" / "version_0")
     plot_online_metrics(online, workdir / "online_metrics.png")

@@ -1,18 +1,14 @@
 """Building blocks shared by the viscy-models networks (imported lazily)."""
 
-from viscy_models._lazy import lazy_exports
+import lazy_loader
 
-_MODULES = {
-    "ConvBlock2D": "conv_block_2d",
-    "ConvBlock3D": "conv_block_3d",
-    "UNeXt2Stem": "stems",
-    "StemDepthtoChannels": "stems",
-    "PixelToVoxelHead": "heads",
-    "UnsqueezeHead": "heads",
-    "PixelToVoxelShuffleHead": "heads",
-    "icnr_init": "blocks",
-    "UNeXt2UpStage": "blocks",
-    "UNeXt2Decoder": "blocks",
-}
-__all__ = list(_MODULES)
-__getattr__, __dir__ = lazy_exports(__name__, {name: f"{__name__}.{module}" for name, module in _MODULES.items()})
+__getattr__, __dir__, __all__ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "blocks": ["UNeXt2Decoder", "UNeXt2UpStage", "icnr_init"],
+        "conv_block_2d": ["ConvBlock2D"],
+        "conv_block_3d": ["ConvBlock3D"],
+        "heads": ["PixelToVoxelHead", "PixelToVoxelShuffleHead", "UnsqueezeHead"],
+        "stems": ["StemDepthtoChannels", "UNeXt2Stem"],
+    },
+)

@@ -1,9 +1,8 @@
 """Contrastive encoders and losses (imported lazily)."""
 
-from viscy_models._lazy import lazy_exports
+import lazy_loader
 
 __all__ = ["ContrastiveEncoder", "ResNet3dEncoder"]
-__getattr__, __dir__ = lazy_exports(
-    __name__,
-    {"ContrastiveEncoder": f"{__name__}.encoder", "ResNet3dEncoder": f"{__name__}.resnet3d"},
+__getattr__, __dir__, _ = lazy_loader.attach(
+    __name__, submod_attrs={"encoder": ["ContrastiveEncoder"], "resnet3d": ["ResNet3dEncoder"]}
 )

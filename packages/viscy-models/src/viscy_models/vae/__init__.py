@@ -1,13 +1,9 @@
 """Variational autoencoders (imported lazily)."""
 
-from viscy_models._lazy import lazy_exports
+import lazy_loader
 
 __all__ = ["BetaVae25D", "BetaVaeMonai", "ConvVAE"]
-__getattr__, __dir__ = lazy_exports(
+__getattr__, __dir__, _ = lazy_loader.attach(
     __name__,
-    {
-        "BetaVae25D": f"{__name__}.beta_vae_25d",
-        "BetaVaeMonai": f"{__name__}.beta_vae_monai",
-        "ConvVAE": f"{__name__}.conv_vae",
-    },
+    submod_attrs={"beta_vae_25d": ["BetaVae25D"], "beta_vae_monai": ["BetaVaeMonai"], "conv_vae": ["ConvVAE"]},
 )

@@ -11,7 +11,7 @@ interactive Dash visualization app of the original package is not included.
 
 from __future__ import annotations
 
-from viscy_transforms.lazy import lazy_exports
+import lazy_loader
 
 __all__ = ["load_annotation_anndata"]
-__getattr__, __dir__ = lazy_exports(__name__, {"load_annotation_anndata": ".annotation"})
+__getattr__, __dir__, _ = lazy_loader.attach(__name__, submod_attrs={"annotation": ["load_annotation_anndata"]})
