@@ -15,22 +15,29 @@ whole-frame and on the patch-aligned plate, and ``MultiExperimentDataModule`` wi
 its patches touch once, with one tensorstore call per batch and no cache.
 
 Columns: patches/s (anchors + positives), MiB decoded per patch (chunks tensorstore read from disk and
-decoded, times their decoded size), CPU ms per patch (process CPU time over all threads), peak RSS of
-the process during the run.
+decoded, times their decoded size), CPU ms per patch (process CPU time over all threads), load average,
+and the RSS of the loader's process: peak during the run, at its start, and after the imports. Each
+loader runs in its own fresh ``spawn`` process (its runs one after another, the peak reset between
+runs); the floors run in the parent. The last lines give the ratios of the issue's goals, measured in
+the same run.
 
-Run: ``python benchmarks/data_loading.py --layout realistic [--fovs 8 --timepoints 30 ...]``.
+Run: ``python benchmarks/data_loading.py --layout realistic [--fovs 8 --timepoints 30 --cache-mib 2048
+--batches 5 --runs frames-off frames-on ... --data-dir /tmp/plates]`` (``--data-dir`` writes the plates
+once and reuses them; a full-size plate takes ~2.5 min to write and rechunk on 2 CPUs).
 
-Measured on 2 shared CPUs (load ~10) with ``--fovs 8 --timepoints 15 --cache-mib 2048 --batches 10``
-(1920 MiB decoded plate, OME-Zarr 0.4), patches/s: TripletDataModule 84 without cache, 852 cold /
-7405 warm with the cache, 1265 patch-aligned without cache; MultiExperimentDataModule 53, 1800 / 2092,
-639. Loaders without cache run at 0.84-0.97x the floor's wall time. Peak RSS of a fresh process with
-the 2 GiB cache: 3.39 / 3.83 GiB, of which 1.25 / 1.02 GiB are the imports.
+Memory, measured at the full size (8 FOVs x 30 t, 3840 MiB decoded, 2 GiB cache, 7 batches, fresh process
+per loader, import RSS 0.93 GiB): before ``viscy_data.io.mmap_large_buffers`` the peak RSS grew by 3.94
+(Triplet) / 4.94 GiB (Multi) over the imports, of which 1.9 / 2.7 GiB were free memory kept by glibc's
+thread arenas (``mallinfo2``); with it 2.41 / 2.72 GiB, the cache (2.0 GiB in use) plus the encoded and
+decoded chunks in flight during one batched read (0.4 / 0.7 GiB; 1.49 GiB for Multi without cache,
+0.73 GiB with ``file_io_concurrency`` 1).
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import multiprocessing
 import os
 import tempfile
 import time
@@ -104,9 +111,17 @@ def _reset_peak_rss() -> None:
         f.write("5")
 
 
-def _peak_rss() -> int:
+def _status_bytes(key: str) -> int:
     with open("/proc/self/status") as f:
-        return 1024 * next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+        return 1024 * next(int(line.split()[1]) for line in f if line.startswith(f"{key}:"))
+
+
+def _rss() -> int:
+    return _status_bytes("VmRSS")
+
+
+def _peak_rss() -> int:
+    return _status_bytes("VmHWM")
 
 
 def _datamodule(kind: str, plate: Path, tracks: Path, yaml_path: Path, cache: int, args, group: float = 0.0):
@@ -154,14 +169,19 @@ def _time_batches(loader, n: int) -> dict:
         batch = next(loader)
         patches += len(batch["anchor"]) + len(batch["positive"])
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    return {"wall": wall, "cpu": cpu, "patches": patches, "decoded": _chunks_decoded() - decoded}
+    decoded = _chunks_decoded() - decoded
+    return {"wall": wall, "cpu": cpu, "patches": patches, "decoded": decoded, "load": os.getloadavg()[0]}
 
 
 def run_loader(kind, plate, tracks, yaml_path, cache, args, group=0.0) -> dict:
     """Time ``args.batches`` train batches after ``args.warmup`` (``cold``) and, with a cache, the same number
-    of batches after one whole epoch (``warm``, the steady state of training); record each batch's reads."""
+    of batches after one whole epoch (``warm``, the steady state of training); record each batch's reads.
+
+    ``baseline`` is the RSS of the process when the run starts, ``peak_rss`` its peak RSS during the run."""
     data_io._CONTEXTS.clear()  # a fresh, cold cache for every run
     gc.collect()
+    _reset_peak_rss()
+    baseline = _rss()
     dm = _datamodule(kind, plate, tracks, yaml_path, cache, args, group)
     dm.setup("fit")
     arrays = dm.train_dataset.arrays
@@ -177,7 +197,6 @@ def run_loader(kind, plate, tracks, yaml_path, cache, args, group=0.0) -> dict:
     loader = _endless(dm)
     for _ in range(args.warmup):
         next(loader)
-    _reset_peak_rss()
     results = {"cold": _time_batches(loader, args.batches)}
     results["cold"]["reads"] = reads[args.warmup : args.warmup + args.batches]
     if cache:
@@ -185,10 +204,26 @@ def run_loader(kind, plate, tracks, yaml_path, cache, args, group=0.0) -> dict:
             next(loader)
         results["warm"] = _time_batches(loader, args.batches)
     for result in results.values():
-        result["peak_rss"] = _peak_rss()
+        result["peak_rss"], result["baseline"] = _peak_rss(), baseline
     results["specs"] = arrays._specs
     del loader, dm
     return results
+
+
+def _run_loaders(kind: str, jobs: list[tuple]) -> tuple[int, list[dict]]:
+    """RSS after importing the data module of ``kind``, and :func:`run_loader` of each job, one after another."""
+    if kind == "multi":
+        import dynaclr.datamodule  # noqa: F401
+    else:
+        import viscy_data.triplet  # noqa: F401
+    imports = _rss()
+    return imports, [run_loader(kind, *job) for job in jobs]
+
+
+def run_loaders_process(kind: str, jobs: list[tuple]) -> tuple[int, list[dict]]:
+    """:func:`_run_loaders` in a fresh ``spawn`` process, so its RSS is that loader's alone."""
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(_run_loaders, (kind, jobs))
 
 
 def run_floor(run: dict) -> dict:
@@ -202,15 +237,22 @@ def run_floor(run: dict) -> dict:
     for regions in cold["reads"]:
         ts.stack([handles[p].oindex[expression].translate_to[0] for p, expression in regions]).read().result()
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    return {"wall": wall, "cpu": cpu, "patches": cold["patches"], "decoded": _chunks_decoded() - decoded, "peak_rss": 0}
+    decoded = _chunks_decoded() - decoded
+    return {"wall": wall, "cpu": cpu, "patches": cold["patches"], "decoded": decoded, "load": os.getloadavg()[0]} | {
+        "peak_rss": 0,
+        "baseline": 0,
+    }
 
 
 def _row(name: str, result: dict, chunk_bytes: int) -> str:
     n = result["patches"]
-    rss = f"{result['peak_rss'] / 2**30:>8.2f}" if result["peak_rss"] else f"{'':>8}"
+    rss = ""
+    if result["peak_rss"]:
+        rss = "".join(f"{result[key] / 2**30:>9.2f}" for key in ("peak_rss", "baseline", "imports"))
     return (
         f"{name:<60}{result['wall']:>8.2f}{n / result['wall']:>10.0f}"
-        f"{result['decoded'] * chunk_bytes / 2**20 / n:>11.2f}{1000 * result['cpu'] / n:>10.2f}{rss}"
+        f"{result['decoded'] * chunk_bytes / 2**20 / n:>11.2f}{1000 * result['cpu'] / n:>10.2f}"
+        f"{result['load']:>6.1f}{rss}"
     )
 
 
@@ -238,18 +280,24 @@ def _write_or_reuse(root: Path, args) -> dict:
 
 
 def _runs(kind: str, setup: dict, cache: int, args) -> dict[str, tuple[dict, int]]:
-    """Every requested run of one loader: ``{name: (result, decoded bytes of a chunk)}``."""
-    label, results = _LABELS[kind], {}
+    """Every requested run of one loader, in one fresh process: ``{name: (result, decoded bytes of a chunk)}``."""
+    label, runs = _LABELS[kind], []
     for run in args.runs:
         layout, mode = run.split("-")
         group = args.group_fraction if layout == "group" else 0.0
         if group and kind != "multi":
             continue
         path, yaml_path, chunk_yx = setup["patches" if layout == "patches" else "frames"]
-        chunk_bytes = chunk_yx**2 * 2
         name = f"{label} {'patch-aligned' if layout == 'patches' else 'whole-frame'}"
         name += f", group {group}" if group else ""
-        measured = run_loader(kind, path, setup["tracks"], yaml_path, cache if mode == "on" else 0, args, group)
+        job = (path, setup["tracks"], yaml_path, cache if mode == "on" else 0, args, group)
+        runs.append((name, mode, group, chunk_yx**2 * 2, job))
+    imports, measured_runs = run_loaders_process(kind, [job for *_, job in runs])
+    results = {}
+    for (name, mode, group, chunk_bytes, _), measured in zip(runs, measured_runs, strict=True):
+        for result in measured.values():
+            if isinstance(result, dict):
+                result["imports"] = imports
         if mode == "off":
             results[f"{name}, no cache"] = (measured["cold"], chunk_bytes)
             if not group:
@@ -282,7 +330,6 @@ def main(argv: list[str], batches: int, workdir: Path | None) -> None:
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         root = args.data_dir or Path(tmp)
         setup = _write_or_reuse(root, args)
-        baseline = _peak_rss()
         results = {}
         for kind in args.loaders:
             results.update(_runs(kind, setup, cache, args))
@@ -291,10 +338,13 @@ def main(argv: list[str], batches: int, workdir: Path | None) -> None:
         f"plate: {args.fovs} FOVs x 2 ch x {args.timepoints} t x 1 z x {args.size}^2 uint16, blosc-zstd, OME-Zarr "
         f"{args.version}, {plate_mib:.0f} MiB decoded, {setup['timing']}; {args.cells} cells/FOV; {batches} batches of "
         f"{args.batch_size} anchors + positives of {args.patch}^2 after {args.warmup} warm-up; cache {args.cache_mib} "
-        f"MiB; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; "
-        f"RSS after imports {baseline / 2**30:.2f} GiB"
+        f"MiB; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end; each loader in its own fresh "
+        "process (RSS: peak of the run, at its start, after the imports)"
     )
-    print(f"{'run':<60}{'wall s':>8}{'patch/s':>10}{'MiB dec/p':>11}{'CPU ms/p':>10}{'RSS GiB':>8}")
+    print(
+        f"{'run':<60}{'wall s':>8}{'patch/s':>10}{'MiB dec/p':>11}{'CPU ms/p':>10}{'load':>6}"
+        f"{'peak GiB':>9}{'start':>9}{'imports':>9}"
+    )
     for name, (result, chunk_bytes) in results.items():
         print(_row(name, result, chunk_bytes))
     _print_ratios(results, cache, args)
@@ -331,9 +381,12 @@ def _print_ratios(results, cache: int, args) -> None:
             )
         if cold and aligned_cold:
             lines.append(f"{_rate(aligned_cold) / _rate(cold):.2f}x with a cold cache")
-        peaks = [r["peak_rss"] for n in ("whole-frame, cache, warm", "patch-aligned, cache, warm") if (r := get(n))]
-        if peaks:
+        cached = [r for n in ("whole-frame, cache, warm", "patch-aligned, cache, warm") if (r := get(n))]
+        if cached:
+            peak = max(cached, key=lambda r: r["peak_rss"])
+            growth = (peak["peak_rss"] - peak["baseline"]) / 2**30
             lines.append(
-                f"peak RSS {max(peaks) / 2**30:.2f} GiB (goal < cache + 1 GiB = {(cache + 2**30) / 2**30:.2f})"
+                f"peak RSS {peak['peak_rss'] / 2**30:.2f} GiB, {growth:.2f} above the run's start "
+                f"(goal < cache + 1 GiB = {(cache + 2**30) / 2**30:.2f})"
             )
         print(f"{label}: " + "; ".join(lines))

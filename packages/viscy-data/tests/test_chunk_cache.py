@@ -145,3 +145,59 @@ def test_memory_never_exceeds_the_cache_bound(tmp_path):
     bounded, unbounded = json.loads(result.stdout.strip().splitlines()[-1])
     assert bounded["peak_growth"] < bound + 8 * chunk_bytes, bounded
     assert unbounded["growth"] > 0.8 * n_t * chunk_bytes, unbounded
+
+
+_RELEASE_SCRIPT = textwrap.dedent(
+    """
+    import json, resource, sys
+    from concurrent.futures import ThreadPoolExecutor
+    from iohub.ngff import open_ome_zarr
+    from viscy_data.io import PositionArrays
+
+    def rss():
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * resource.getpagesize()
+
+    path, n_t, bound = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    positions = [p for _, p in open_ome_zarr(path, mode="r").positions()]
+    arrays = PositionArrays(positions, "0", bound)
+    arrays.read([(0, (0, [0], slice(0, 1), slice(0, 8), slice(0, 8)))])  # open handles, start threads
+    base = rss()
+
+    def read(t0):
+        arrays.read([(0, (t, [0], slice(0, 1), slice(0, 64), slice(0, 64))) for t in range(t0, t0 + 4)])
+
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(4):
+            list(pool.map(read, range(0, n_t, 4)))
+    print(json.dumps({"growth": rss() - base}))
+    """
+)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the RSS from /proc")
+def test_evicted_chunks_are_given_back_to_the_system(tmp_path):
+    """Concurrent batched reads of 128 MiB of distinct chunks through an 8 MiB cache leave the RSS at most the
+    bound plus a few chunks above what it was: evicted chunks are not kept by the allocator's thread arenas."""
+    n_t, chunk_bytes = 64, 1024 * 1024 * 2
+    frames = np.broadcast_to(np.arange(n_t, dtype=np.uint16)[:, None, None, None, None], (n_t, 1, 1, 1024, 1024))
+    path = tmp_path / "plate.zarr"
+    write_hcs_plate(
+        path,
+        positions=["A/1/0"],
+        channel_names=["Phase3D"],
+        shape=(n_t, 1, 1024, 1024),
+        dtype=np.uint16,
+        data={"A/1/0": frames},
+        normalization=False,
+    )
+    bound = 8 * 2**20
+    result = subprocess.run(
+        [sys.executable, "-c", _RELEASE_SCRIPT, str(path), str(n_t), str(bound)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    growth = json.loads(result.stdout.strip().splitlines()[-1])["growth"]
+    assert growth < bound + 4 * chunk_bytes, growth

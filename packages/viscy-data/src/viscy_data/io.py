@@ -13,6 +13,7 @@ loaders share one set of handles.
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
 import threading
@@ -48,6 +49,11 @@ DEFAULT_CACHE_POOL_BYTES = 4 * 1024**3
 
 It holds a whole decoded plate of 8 FOVs x 30 timepoints x 2 channels of 2048 x 2048 uint16 frames.
 """
+
+MMAP_THRESHOLD_BYTES = 1024**2
+"""Heap buffers of at least this size (chunks) get their own ``mmap``, see :func:`mmap_large_buffers`."""
+
+_M_MMAP_THRESHOLD = -3  # mallopt parameter of glibc's malloc.h
 
 _CONTEXTS: dict[tuple[int, int], Any] = {}
 _CONTEXTS_LOCK = threading.Lock()
@@ -86,6 +92,23 @@ def channel_indices(positions: Sequence[Position], channel_names: list[str]) -> 
     return indices or []
 
 
+def mmap_large_buffers() -> None:
+    """Have glibc serve heap buffers of :data:`MMAP_THRESHOLD_BYTES` or more with their own ``mmap``.
+
+    tensorstore decodes chunks on its thread pool. glibc raises its mmap threshold to the size of the
+    first such buffer freed, so later whole-frame chunks (8 MiB at 2048 x 2048 uint16) are carved out
+    of per-thread arenas, which keep the memory when the chunk is freed or evicted: on the realistic
+    benchmark RSS grew by up to 2.7 GiB more than the cache held, all of it free memory of the
+    arenas. With a fixed threshold a freed chunk goes back to the system at once. Does nothing
+    outside glibc, or when the user set ``MALLOC_MMAP_THRESHOLD_``.
+    """
+    if "MALLOC_MMAP_THRESHOLD_" in os.environ:
+        return
+    libc = ctypes.CDLL(None)
+    if hasattr(libc, "gnu_get_libc_version"):
+        libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
+
+
 def shared_context(cache_pool_bytes: int) -> Any:
     """The tensorstore context of this process for a decoded-chunk cache of ``cache_pool_bytes``.
 
@@ -105,6 +128,7 @@ def shared_context(cache_pool_bytes: int) -> Any:
     key = (os.getpid(), int(cache_pool_bytes))
     with _CONTEXTS_LOCK:
         if key not in _CONTEXTS:
+            mmap_large_buffers()
             _CONTEXTS[key] = ts.Context(
                 {
                     "data_copy_concurrency": {"limit": _cpu_count()},
