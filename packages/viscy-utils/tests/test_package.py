@@ -30,7 +30,7 @@ def test_public_names_resolve_lazily():
 def test_unknown_attribute_raises():
     import pytest
 
-    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+    with pytest.raises(AttributeError, match="No viscy_utils attribute nope"):
         viscy_utils.nope  # noqa: B018
 
 

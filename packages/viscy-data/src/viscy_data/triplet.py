@@ -385,10 +385,10 @@ class TripletDataModule(LightningDataModule):
         self.split_ratio = split_ratio
         self.batch_size = batch_size
         self.num_workers = num_workers
-        self.normalizations = list(normalizations)
-        self.augmentations = list(augmentations)
+        self.normalizations = list(normalizations or [])
+        self.augmentations = list(augmentations or [])
         self.augment_validation = augment_validation
-        self.caching = caching
+        self.caching = False  # deprecated knob: triplets never copy the plate
         self._include_wells = fit_include_wells
         self._exclude_fovs = fit_exclude_fovs
         self.predict_cells = predict_cells
