@@ -14,10 +14,12 @@ float32 tensors (the :data:`NormMeta` the data modules pass to the normalizing t
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
+
+from viscy_transforms.normalization_types import ChannelNormStats, LevelNormStats, NormMeta
 
 if TYPE_CHECKING:
     from iohub.ngff import Position
@@ -36,25 +38,6 @@ __all__ = [
 
 NORMALIZATION_LEVELS = ("fov_statistics", "dataset_statistics")
 """Levels a normalizing transform can name (its ``level`` attribute)."""
-
-
-class LevelNormStats(TypedDict):
-    """Intensity statistics of one channel at one level (dataset or FOV)."""
-
-    mean: Tensor
-    std: Tensor
-    median: Tensor
-    iqr: Tensor
-
-
-class ChannelNormStats(TypedDict):
-    """Statistics of one channel, per level."""
-
-    dataset_statistics: LevelNormStats
-    fov_statistics: LevelNormStats
-
-
-NormMeta = dict[str, ChannelNormStats]
 
 
 def write_norm_meta(node: Any, channel_name: str, levels: Mapping[str, Any]) -> None:

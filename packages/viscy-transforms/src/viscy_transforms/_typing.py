@@ -5,6 +5,8 @@ from typing import NamedTuple, NotRequired, TypedDict, TypeVar
 
 from torch import Tensor
 
+from viscy_transforms.normalization_types import ChannelNormStats, LevelNormStats, NormMeta
+
 __all__ = [
     "ChannelMap",
     "ChannelNormStats",
@@ -17,25 +19,6 @@ __all__ = [
 
 T = TypeVar("T")
 OneOrSeq = T | Sequence[T]
-
-
-class LevelNormStats(TypedDict):
-    """Intensity statistics of one channel at one level (dataset or FOV)."""
-
-    mean: Tensor
-    std: Tensor
-    median: Tensor
-    iqr: Tensor
-
-
-class ChannelNormStats(TypedDict):
-    """Statistics of one channel, per level."""
-
-    dataset_statistics: LevelNormStats
-    fov_statistics: LevelNormStats
-
-
-NormMeta = dict[str, ChannelNormStats]
 
 
 class HCSStackIndex(NamedTuple):
