@@ -115,14 +115,8 @@ _MEMORY_SCRIPT = textwrap.dedent(
 )
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the peak RSS from /proc")
-def test_memory_never_exceeds_the_cache_bound(tmp_path):
-    """Reading 64 MiB of distinct chunks twice through an 8 MiB cache keeps the peak RSS growth within the
-    bound plus a few chunks in flight.
-
-    The same reads through a 1 GiB cache keep every chunk resident, which shows the measure sees cached chunks.
-    """
-    n_t, chunk_bytes = 32, 1024 * 1024 * 2
+def _distinct_frames_plate(tmp_path, n_t: int):
+    """A one-FOV plate of ``n_t`` 1024 x 1024 uint16 frames (2 MiB chunks), frame ``t`` filled with ``t``."""
     frames = np.broadcast_to(np.arange(n_t, dtype=np.uint16)[:, None, None, None, None], (n_t, 1, 1, 1024, 1024))
     path = tmp_path / "plate.zarr"
     write_hcs_plate(
@@ -134,14 +128,27 @@ def test_memory_never_exceeds_the_cache_bound(tmp_path):
         data={"A/1/0": frames},
         normalization=False,
     )
-    bound = 8 * 2**20
-    result = subprocess.run(
-        [sys.executable, "-c", _MEMORY_SCRIPT, str(path), str(n_t), str(bound), str(2**30)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
+    return path
+
+
+def _run_script(script: str, *args) -> subprocess.CompletedProcess:
+    """Run ``script`` in a fresh interpreter (its own RSS) with ``args`` as ``sys.argv[1:]``."""
+    return subprocess.run(
+        [sys.executable, "-c", script, *map(str, args)], capture_output=True, text=True, timeout=300, check=True
     )
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the peak RSS from /proc")
+def test_memory_never_exceeds_the_cache_bound(tmp_path):
+    """Reading 64 MiB of distinct chunks twice through an 8 MiB cache keeps the peak RSS growth within the
+    bound plus a few chunks in flight.
+
+    The same reads through a 1 GiB cache keep every chunk resident, which shows the measure sees cached chunks.
+    """
+    n_t, chunk_bytes = 32, 1024 * 1024 * 2
+    path = _distinct_frames_plate(tmp_path, n_t)
+    bound = 8 * 2**20
+    result = _run_script(_MEMORY_SCRIPT, path, n_t, bound, 2**30)
     bounded, unbounded = json.loads(result.stdout.strip().splitlines()[-1])
     assert bounded["peak_growth"] < bound + 8 * chunk_bytes, bounded
     assert unbounded["growth"] > 0.8 * n_t * chunk_bytes, unbounded
@@ -180,24 +187,8 @@ def test_evicted_chunks_are_given_back_to_the_system(tmp_path):
     """Concurrent batched reads of 128 MiB of distinct chunks through an 8 MiB cache leave the RSS at most the
     bound plus a few chunks above what it was: evicted chunks are not kept by the allocator's thread arenas."""
     n_t, chunk_bytes = 64, 1024 * 1024 * 2
-    frames = np.broadcast_to(np.arange(n_t, dtype=np.uint16)[:, None, None, None, None], (n_t, 1, 1, 1024, 1024))
-    path = tmp_path / "plate.zarr"
-    write_hcs_plate(
-        path,
-        positions=["A/1/0"],
-        channel_names=["Phase3D"],
-        shape=(n_t, 1, 1024, 1024),
-        dtype=np.uint16,
-        data={"A/1/0": frames},
-        normalization=False,
-    )
+    path = _distinct_frames_plate(tmp_path, n_t)
     bound = 8 * 2**20
-    result = subprocess.run(
-        [sys.executable, "-c", _RELEASE_SCRIPT, str(path), str(n_t), str(bound)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
-    )
+    result = _run_script(_RELEASE_SCRIPT, path, n_t, bound)
     growth = json.loads(result.stdout.strip().splitlines()[-1])["growth"]
     assert growth < bound + 4 * chunk_bytes, growth
