@@ -24,7 +24,7 @@ from viscy_data._typing import DictTransform
 from viscy_data.channel_dropout import ChannelDropout
 from viscy_data.nonfinite import NonFinitePolicy, apply_nonfinite_policy, check_nonfinite_policy
 from viscy_data.normalization import NormMeta, stack_norm_meta
-from viscy_transforms import BatchedCenterSpatialCropd, Compose
+from viscy_transforms import BatchedCenterSpatialCropd
 
 __all__ = [
     "DROPOUT_KEYS",
@@ -137,6 +137,8 @@ class TripletBatchTransform:
         owner: str = "TripletBatchTransform",
         channel_dropout: ChannelDropout | None = None,
     ) -> None:
+        from viscy_transforms import Compose  # subclasses MONAI's: imported when a data module is built
+
         check_nonfinite_policy(nonfinite, owner)
         self.channel_names = list(channel_names)
         self.nonfinite = nonfinite
