@@ -25,12 +25,13 @@ Run: ``python benchmarks/data_loading.py --layout realistic [--fovs 8 --timepoin
 --batches 5 --runs frames-off frames-on ... --data-dir /tmp/plates]`` (``--data-dir`` writes the plates
 once and reuses them; a full-size plate takes ~2.5 min to write and rechunk on 2 CPUs).
 
-Memory, measured at the full size (8 FOVs x 30 t, 3840 MiB decoded, 2 GiB cache, 7 batches, fresh process
-per loader, import RSS 0.93 GiB): before ``viscy_data.io.mmap_large_buffers`` the peak RSS grew by 3.94
-(Triplet) / 4.94 GiB (Multi) over the imports, of which 1.9 / 2.7 GiB were free memory kept by glibc's
-thread arenas (``mallinfo2``); with it 2.41 / 2.72 GiB, the cache (2.0 GiB in use) plus the encoded and
-decoded chunks in flight during one batched read (0.4 / 0.7 GiB; 1.49 GiB for Multi without cache,
-0.73 GiB with ``file_io_concurrency`` 1).
+Memory, measured at the full size (8 FOVs x 30 t, 3840 MiB decoded, 5 batches, fresh process per loader,
+import RSS 0.92 GiB): the peak RSS is the imports, the cache in use, and the chunks being fetched and decoded.
+Before ``viscy_data.io.mmap_large_buffers`` glibc's thread arenas kept 1.9 / 2.7 GiB (Triplet / Multi) of
+freed chunks on top. One tensorstore call per batch then held 0.4-0.7 GiB of chunks in flight above a 2 GiB
+cache (1.3-1.5 GiB without a cache); reading in waves of ``viscy_data.io.READ_WAVE_BYTES`` holds ~0.2 GiB:
+peak 3.21 / 3.24 GiB with a 2 GiB cache, 4.36 / 4.83 GiB with the default 4 GiB (the whole plate cached),
+1.21 / 1.22 GiB without a cache.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -74,6 +75,34 @@ def test_help_is_fast_and_imports_no_deep_learning_stack():
     probe = "import sys, dynaclr.cli; print(sorted({'torch', 'lightning', 'sklearn'} & set(sys.modules)))"
     imported = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert imported.stdout.strip() == "[]"
+
+
+_FIT_HELP_PROBE = """
+import sys
+sys.argv = ["dynaclr", "fit", "--help"]
+from dynaclr.cli import main
+try:
+    main()
+finally:
+    print("lightning imported:", "lightning" in sys.modules, file=sys.stderr)
+"""
+
+
+def test_fit_help_is_rendered_once_then_answered_without_lightning(tmp_path):
+    env = {**os.environ, "VISCY_CACHE_DIR": str(tmp_path / "cache"), "COLUMNS": "100"}
+    runs = [
+        subprocess.run([sys.executable, "-c", _FIT_HELP_PROBE], capture_output=True, text=True, timeout=300, env=env)
+        for _ in range(2)
+    ]
+    for run in runs:
+        assert run.returncode == 0, run.stderr[-4000:]
+    first, second = runs
+    assert "--trainer.max_epochs" in first.stdout and "--model" in first.stdout
+    assert "lightning imported: True" in first.stderr
+    assert "lightning imported: False" in second.stderr
+    assert len(list((tmp_path / "cache" / "help").iterdir())) == 1
+    stamp = r"'\d{8}-\d{6}'"
+    assert re.sub(stamp, "T", second.stdout) == re.sub(stamp, "T", first.stdout)
 
 
 def test_fit_example_config_runs_a_fast_dev_run(tmp_path):

@@ -78,6 +78,63 @@ def test_concurrent_reads_through_an_evicting_cache_return_the_right_pixels(plat
             np.testing.assert_array_equal(got, expected)
 
 
+@pytest.fixture
+def small_waves(monkeypatch):
+    """Waves of at most 3 chunks of the 64 x 64 uint16 test plate (one CPU: no per-CPU minimum)."""
+    monkeypatch.setattr("viscy_data.io.READ_WAVE_BYTES", 3 * 64 * 64 * 2)
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "1")
+
+
+def test_reads_in_bounded_waves_return_the_regions_in_order(plate, small_waves):
+    path, image = plate
+    arrays = _arrays(path, 0)
+    rng = np.random.default_rng(1)
+    requests = [tuple(int(v) for v in row) for row in rng.integers(0, [6, 56, 56], size=(40, 3))]
+    regions = [_patch(t, y, x) for t, y, x in requests]
+    waves = arrays._waves(regions)
+    assert len(waves) > 1
+    assert sorted(i for wave in waves for i in wave) == list(range(len(regions)))
+    for wave in waves:
+        chunks = {chunk for i in wave for chunk in arrays._chunks_of(*regions[i])}
+        assert len(chunks) <= 3  # 2 channel chunks per frame: at most one frame and a half per wave
+    got = arrays.read(regions)
+    expected = np.stack([image[t, :, :1, y : y + 8, x : x + 8] for t, y, x in requests])
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_waves_alternate_direction_so_the_last_frames_read_are_read_first(plate, small_waves):
+    path, _ = plate
+    arrays = _arrays(path, 0)
+    regions = [_patch(t, 0, 0) for t in (3, 0, 5, 1)]
+    first, second = arrays._waves(regions), arrays._waves(regions)
+    frames = [[regions[i][1][0] for wave in waves for i in wave] for waves in (first, second)]
+    assert frames == [[0, 1, 3, 5], [5, 3, 1, 0]]
+
+
+def test_the_patches_of_a_frame_share_one_wave_so_its_chunks_are_decoded_once(plate, small_waves):
+    path, _ = plate
+    arrays = _arrays(path, 0)
+    regions = [_patch(t, y, y) for y in (0, 20, 40) for t in (2, 0, 1)]
+    waves = arrays._waves(regions)
+    assert [sorted({regions[i][1][0] for i in wave}) for wave in waves] == [[0], [1], [2]]
+    chunks = [{chunk for i in wave for chunk in arrays._chunks_of(*regions[i])} for wave in waves]
+    assert sum(len(wave_chunks) for wave_chunks in chunks) == len(set().union(*chunks)) == 6
+
+
+def test_chunks_of_a_region_follow_the_read_chunk_grid(tmp_path):
+    data = {"A/1/0": np.zeros((2, 2, 1, 64, 64), dtype=np.uint16)}
+    path = tmp_path / "tiled.zarr"
+    write_hcs_plate(path, positions=list(data), shape=(2, 1, 64, 64), dtype=np.uint16, data=data)
+    with open_ome_zarr(path, mode="r+") as plate:  # rewrite the array with 16 x 16 chunks
+        position = plate["A/1/0"]
+        del position["0"]
+        position.create_zeros("0", (2, 2, 1, 64, 64), np.uint16, chunks=(1, 1, 1, 16, 16))
+    arrays = _arrays(path, 0)
+    chunks = arrays._chunks_of(0, (1, [1], slice(0, 1), slice(10, 40), slice(48, 64)))
+    assert chunks == [(0, 1, 1, 0, y, 3) for y in (0, 1, 2)]
+    assert arrays._chunks_of(0, (0,)) == [(0, 0, c, 0, y, x) for c in (0, 1) for y in range(4) for x in range(4)]
+
+
 def test_negative_bound_is_refused(plate):
     with pytest.raises(ValueError, match="cache_pool_bytes must be >= 0"):
         _arrays(plate[0], -1)

@@ -3,10 +3,13 @@
 ``fit``, ``validate``, ``test`` and ``predict`` run a LightningCLI (viscy-utils' ``VisCyCLI``) configured
 by one or more ``-c/--config`` YAML files (later files override earlier ones). The linear-classifier
 commands evaluate embeddings written by ``predict``. Everything heavy (torch, Lightning, sklearn) is
-imported only when a command runs, so ``dynaclr --help`` answers immediately.
+imported only when a command runs, so ``dynaclr --help`` answers immediately; the help of the Lightning
+subcommands (``dynaclr fit --help``) is cached after its first rendering (:mod:`viscy_utils.help_cache`).
 """
 
 from __future__ import annotations
+
+import sys
 
 import click
 
@@ -46,7 +49,13 @@ def _lightning_command(subcommand: str, short_help: str) -> click.Command:
     """A click command that hands all its arguments (including ``--help``) to the LightningCLI."""
 
     def callback(args: tuple[str, ...]) -> None:
-        run_lightning_cli(subcommand, list(args))
+        from viscy_utils.help_cache import run_with_help_cache
+
+        run_with_help_cache(
+            [sys.argv[0], subcommand, *args],
+            lambda: run_lightning_cli(subcommand, list(args)),
+            packages=("viscy_utils", "dynaclr"),
+        )
 
     return click.Command(
         name=subcommand,

@@ -14,9 +14,11 @@ loaders share one set of handles.
 from __future__ import annotations
 
 import ctypes
+import itertools
 import multiprocessing
 import os
 import threading
+from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -49,6 +51,10 @@ DEFAULT_CACHE_POOL_BYTES = 4 * 1024**3
 
 It holds a whole decoded plate of 8 FOVs x 30 timepoints x 2 channels of 2048 x 2048 uint16 frames.
 """
+
+READ_WAVE_BYTES = 128 * 1024**2
+"""Decoded bytes of the chunks one wave of a batched read touches (at least two chunks per CPU), see
+:meth:`PositionArrays.read`."""
 
 MMAP_THRESHOLD_BYTES = 1024**2
 """Heap buffers of at least this size (chunks) get their own ``mmap``, see :func:`mmap_large_buffers`."""
@@ -200,6 +206,9 @@ class PositionArrays:
         self._pid: int | None = None
         self._context = None
         self._handles: dict[int, Any] = {}
+        self._read_chunks: dict[int, tuple[int, ...]] = {}
+        self._chunk_bytes: dict[int, int] = {}
+        self._backwards = False
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -240,7 +249,15 @@ class PositionArrays:
         return ts.open(self._specs[index], context=self._context, read=True, recheck_cached_data="open").result()
 
     def read(self, regions: Sequence[tuple[int, tuple]]) -> np.ndarray:
-        """Read equally shaped regions in one batched call.
+        """Read equally shaped regions in batched calls, a bounded number of chunks at a time.
+
+        The regions are read in waves of tensorstore calls, each touching chunks of about
+        :data:`READ_WAVE_BYTES` decoded (one call when they all fit), with the next wave in flight
+        while one is copied out. This bounds the memory of the chunks being fetched and decoded to
+        about two waves, where one call for a whole batch of 2048 x 2048 frames would hold a GiB or
+        more. Waves follow the order of the chunks, ``(position, t, c, z, y, x)``, alternately forwards
+        and backwards from one read to the next: the frames last read, still in the cache, are read
+        first (the same order every time would evict each frame just before it is needed again).
 
         Parameters
         ----------
@@ -257,5 +274,59 @@ class PositionArrays:
             return np.stack([self.handle(index).oindex[expression] for index, expression in regions])
         import tensorstore as ts
 
-        views = [self.handle(index).oindex[expression].translate_to[0] for index, expression in regions]
-        return ts.stack(views).read().result()
+        waves = self._waves(regions)
+        if len(waves) == 1:
+            return ts.stack([self._view(*region) for region in regions]).read().result()
+        output = None
+        pending: deque = deque()
+        for wave in [*waves, None]:
+            if wave is not None:
+                pending.append((wave, ts.stack([self._view(*regions[i]) for i in wave]).read()))
+            if len(pending) == 2 or (wave is None and pending):
+                rows, future = pending.popleft()
+                values = future.result()
+                if output is None:
+                    output = np.empty((len(regions), *values.shape[1:]), dtype=values.dtype)
+                output[rows] = values
+        return output
+
+    def _view(self, index: int, expression: tuple) -> Any:
+        return self.handle(index).oindex[expression].translate_to[0]
+
+    def _waves(self, regions: Sequence[tuple[int, tuple]]) -> list[list[int]]:
+        """Region indices grouped in waves of at most :data:`READ_WAVE_BYTES` of distinct chunks."""
+        chunks = [self._chunks_of(index, expression) for index, expression in regions]
+        order = sorted(range(len(regions)), key=lambda i: chunks[i][0], reverse=self._backwards)
+        self._backwards = not self._backwards
+        waves: list[list[int]] = [[]]
+        in_wave: set[tuple[int, ...]] = set()
+        wave_bytes = 0
+        for i in order:
+            new = set(chunks[i]) - in_wave
+            chunk_bytes = self._chunk_bytes[regions[i][0]]
+            budget = max(READ_WAVE_BYTES, 2 * _cpu_count() * chunk_bytes)
+            if waves[-1] and wave_bytes + len(new) * chunk_bytes > budget:
+                waves.append([])
+                in_wave, wave_bytes = set(), 0
+                new = set(chunks[i])
+            waves[-1].append(i)
+            in_wave |= new
+            wave_bytes += len(new) * chunk_bytes
+        return waves
+
+    def _chunks_of(self, index: int, expression: tuple) -> list[tuple[int, ...]]:
+        """Grid coordinates ``(index, ...)`` of the chunks (tensorstore read chunks) a region touches, sorted."""
+        if index not in self._read_chunks:
+            layout = self.handle(index).chunk_layout.read_chunk.shape
+            self._read_chunks[index] = tuple(int(size) for size in layout)
+            self._chunk_bytes[index] = int(np.prod(layout)) * self.dtypes[index].itemsize
+        shape, chunk_shape = self.shapes[index], self._read_chunks[index]
+        expression = tuple(expression) + (slice(None),) * (len(shape) - len(expression))
+        per_axis = []
+        for size, step, entry in zip(shape, chunk_shape, expression, strict=True):
+            if isinstance(entry, slice):
+                start, stop, _ = entry.indices(size)
+                per_axis.append(range(start // step, (stop - 1) // step + 1) if stop > start else range(0))
+            else:
+                per_axis.append(sorted({int(i) % size // step for i in np.atleast_1d(entry)}))
+        return [(index, *coordinates) for coordinates in itertools.product(*per_axis)] or [(index,)]

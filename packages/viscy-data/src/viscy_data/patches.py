@@ -1,9 +1,9 @@
-"""Batched reads of equally sized cell patches: one tensorstore call per batch.
+"""Batched reads of equally sized cell patches: a whole batch per read (in waves of chunks when large).
 
 The patch reader of the triplet datasets (``viscy_data.triplet.TripletDataset`` and DynaCLR's
 ``MultiExperimentTripletDataset``): each row of a batch names a position of a
 :class:`~viscy_data.io.PositionArrays` by its index, a time point and the top-left YX corner of
-its patch; the reader turns the rows into index expressions and reads them all in one call.
+its patch; the reader turns the rows into index expressions and reads them all in one batched read.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ class PatchReader:
         self.yx_patch_size = (int(yx_patch_size[0]), int(yx_patch_size[1]))
 
     def read(self, position: ArrayLike, t: ArrayLike, y0: ArrayLike, x0: ArrayLike) -> Tensor:
-        """Read one patch per row, all rows in one batched call.
+        """Read one patch per row, all rows in one batched read.
 
         Parameters
         ----------

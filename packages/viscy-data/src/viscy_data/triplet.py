@@ -1,6 +1,6 @@
 """Triplet (anchor, positive, negative) cell patches from tracked OME-Zarr plates, for contrastive learning.
 
-Patches are read a whole batch at a time (one tensorstore call per batch, ``__getitems__``, with
+Patches are read a whole batch at a time (one batched read per batch, ``__getitems__``, with
 :class:`viscy_data.patches.PatchReader`) by a thread-based loader; normalizations and augmentations
 run batched on the device in ``on_after_batch_transfer``
 (:class:`viscy_data.batch_transforms.TripletBatchTransform`). DynaCLR's multi-experiment data module
@@ -242,7 +242,7 @@ class TripletDataset(Dataset):
         return negatives
 
     def _read_patches(self, rows: np.ndarray) -> Tensor:
-        """Read the patches centred on ``rows`` of ``tracks`` in one batched call: ``(N, C, Z, Y, X)``."""
+        """Read the patches centred on ``rows`` of ``tracks`` in one batched read: ``(N, C, Z, Y, X)``."""
         fov_index, t, y, x = (self.tracks[name].to_numpy()[rows] for name in ("fov_index", "t", "y", "x"))
         return self._patches.read(fov_index, t, y - self.yx_patch_size[0] // 2, x - self.yx_patch_size[1] // 2)
 

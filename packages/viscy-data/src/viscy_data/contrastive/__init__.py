@@ -7,7 +7,7 @@
   lookup that gives both the valid anchors and the positives.
 - :mod:`~viscy_data.contrastive.tau_sampling`: the biased draw of anchor-positive offsets.
 - :mod:`~viscy_data.contrastive.dataset`: ``MultiExperimentTripletDataset``, batched anchor and
-  positive patches read in one tensorstore call.
+  positive patches read together, in one batched read.
 
 Batches are composed by :class:`viscy_data.sampler.FlexibleBatchSampler`; the Lightning wiring
 (``dynaclr.datamodule.MultiExperimentDataModule``) lives in the DynaCLR application. The submodules

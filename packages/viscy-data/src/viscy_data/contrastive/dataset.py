@@ -3,7 +3,7 @@
 ``MultiExperimentTripletDataset`` serves whole batches (``__getitems__``): for every anchor of
 ``MultiExperimentIndex.valid_anchors`` it draws a time offset tau (in frames, biased toward short
 offsets) and picks an observation of the same lineage — the same cell, or a daughter after a
-division — at ``t + tau``; anchors and positives are read in one tensorstore call. NT-Xent uses the
+division — at ``t + tau``; anchors and positives are read in one batched read. NT-Xent uses the
 other cells of the batch as negatives, so no negatives are read. The tau range in frames, the
 lineage/time lookup, the positions and the patch origins are the index's: nothing is recomputed here.
 """
