@@ -206,8 +206,7 @@ class PositionArrays:
         self._pid: int | None = None
         self._context = None
         self._handles: dict[int, Any] = {}
-        self._read_chunks: dict[int, tuple[int, ...]] = {}
-        self._chunk_bytes: dict[int, int] = {}
+        self._read_chunks: dict[int, tuple[tuple[int, ...], int]] = {}  # read-chunk shape and decoded bytes
         self._backwards = False
 
     def __getstate__(self) -> dict[str, Any]:
@@ -278,12 +277,11 @@ class PositionArrays:
         if len(waves) == 1:
             return ts.stack([self._view(*region) for region in regions]).read().result()
         output = None
-        pending: deque = deque()
-        for wave in [*waves, None]:
-            if wave is not None:
-                pending.append((wave, ts.stack([self._view(*regions[i]) for i in wave]).read()))
-            if len(pending) == 2 or (wave is None and pending):
-                rows, future = pending.popleft()
+        in_flight: deque = deque()
+        for position, wave in enumerate(waves):
+            in_flight.append((wave, ts.stack([self._view(*regions[i]) for i in wave]).read()))
+            while in_flight and (len(in_flight) == 2 or position == len(waves) - 1):
+                rows, future = in_flight.popleft()
                 values = future.result()
                 if output is None:
                     output = np.empty((len(regions), *values.shape[1:]), dtype=values.dtype)
@@ -298,13 +296,14 @@ class PositionArrays:
         chunks = [self._chunks_of(index, expression) for index, expression in regions]
         order = sorted(range(len(regions)), key=lambda i: chunks[i][0], reverse=self._backwards)
         self._backwards = not self._backwards
+        min_chunks_per_wave = 2 * _cpu_count()
         waves: list[list[int]] = [[]]
         in_wave: set[tuple[int, ...]] = set()
         wave_bytes = 0
         for i in order:
             new = set(chunks[i]) - in_wave
-            chunk_bytes = self._chunk_bytes[regions[i][0]]
-            budget = max(READ_WAVE_BYTES, 2 * _cpu_count() * chunk_bytes)
+            chunk_bytes = self._read_chunks[regions[i][0]][1]
+            budget = max(READ_WAVE_BYTES, min_chunks_per_wave * chunk_bytes)
             if waves[-1] and wave_bytes + len(new) * chunk_bytes > budget:
                 waves.append([])
                 in_wave, wave_bytes = set(), 0
@@ -317,10 +316,9 @@ class PositionArrays:
     def _chunks_of(self, index: int, expression: tuple) -> list[tuple[int, ...]]:
         """Grid coordinates ``(index, ...)`` of the chunks (tensorstore read chunks) a region touches, sorted."""
         if index not in self._read_chunks:
-            layout = self.handle(index).chunk_layout.read_chunk.shape
-            self._read_chunks[index] = tuple(int(size) for size in layout)
-            self._chunk_bytes[index] = int(np.prod(layout)) * self.dtypes[index].itemsize
-        shape, chunk_shape = self.shapes[index], self._read_chunks[index]
+            chunk_shape = tuple(int(size) for size in self.handle(index).chunk_layout.read_chunk.shape)
+            self._read_chunks[index] = (chunk_shape, int(np.prod(chunk_shape)) * self.dtypes[index].itemsize)
+        shape, chunk_shape = self.shapes[index], self._read_chunks[index][0]
         expression = tuple(expression) + (slice(None),) * (len(shape) - len(expression))
         per_axis = []
         for size, step, entry in zip(shape, chunk_shape, expression, strict=True):

@@ -19,6 +19,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 
 from viscy_utils._quiet import silence_library_noise
 from viscy_utils.checkpoint import is_checkpoint_file_path, read_checkpoint
+from viscy_utils.help_cache import START_TIME_FORMAT
 from viscy_utils.trainer import VisCyTrainer
 
 __all__ = ["VisCyCLI", "main", "run_cli"]
@@ -46,7 +47,7 @@ class VisCyCLI(LightningCLI):
                 "trainer.logger": lazy_instance(
                     TensorBoardLogger,
                     save_dir="",
-                    version=datetime.now().strftime(r"%Y%m%d-%H%M%S"),
+                    version=datetime.now().strftime(START_TIME_FORMAT),
                     log_graph=True,
                 )
             }

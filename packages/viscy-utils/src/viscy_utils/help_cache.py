@@ -28,13 +28,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-__all__ = ["cache_dir", "help_cache_path", "run_with_help_cache"]
+__all__ = ["START_TIME_FORMAT", "cache_dir", "help_cache_path", "run_with_help_cache"]
 
 _logger = logging.getLogger(__name__)
 
 _HELP_FLAGS = {"-h", "--help"}
+START_TIME_FORMAT = r"%Y%m%d-%H%M%S"
+"""``strftime`` format of the start time that ``VisCyCLI`` gives the default logger as its ``version``."""
 _START_TIME = re.compile(r"'\d{8}-\d{6}'")
-"""A start time as the default logger ``version`` shows it (``VisCyCLI``); re-stamped when the help is printed."""
+"""That start time as the help shows it; re-stamped with the time of the request when the help is printed."""
 
 
 def cache_dir() -> Path:
@@ -153,8 +155,8 @@ def run_with_help_cache(argv: Sequence[str], run: Callable[[], Any], packages: S
     if path is None:
         return run()
     if path.is_file():
-        now = datetime.now().strftime(r"'%Y%m%d-%H%M%S'")
-        sys.stdout.write(_START_TIME.sub(now, path.read_text()))
+        now = datetime.now().strftime(START_TIME_FORMAT)
+        sys.stdout.write(_START_TIME.sub(f"'{now}'", path.read_text()))
         sys.stdout.flush()
         raise SystemExit(0)
     tee = _Tee(sys.stdout)
